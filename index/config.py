@@ -1,0 +1,316 @@
+"""Domain configuration: one YAML file describes a whole domain.
+
+The file names the dataset and its format, the label taxonomy, the region strategy, the
+embedder and the index. It is validated by the pydantic models below: every field carries a
+description, unknown keys are errors that name the key, ``${VAR}`` / ``${VAR:-default}`` in
+any string is replaced from the environment, and command-line flags override fields through
+:func:`apply_overrides`. Relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from index.embedders.config import EmbedderConfig
+from index.taxonomy import LabelTaxonomy
+from index.vector_store_config import VectorIndexConfig
+
+NodeKind = Literal["region", "image", "background", "tile"]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, is not YAML, or does not validate."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldPattern(_Strict):
+    """A regular expression whose named groups become image attributes."""
+
+    source: str = Field(
+        description="Where to match: 'image_name' (image file name), 'annotation_name' "
+        "(annotation file name), 'image_path' (path relative to the dataset root) or the name "
+        "of a top-level annotation field such as 'root'.",
+    )
+    pattern: str = Field(
+        description="Python regular expression with named groups, searched (not anchored) in "
+        "the source; e.g. '_(?P<timestamp>\\d{13})_zona_(?P<zone>\\d+)_'.",
+    )
+
+    @model_validator(mode="after")
+    def _compiles(self) -> FieldPattern:
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {self.pattern!r} does not compile: {exc}") from exc
+        if not compiled.groupindex:
+            raise ValueError(f"pattern {self.pattern!r} has no named group (?P<name>...)")
+        return self
+
+
+class VehicleGrouping(_Strict):
+    """How photos are grouped into one physical object (a vehicle), for honest splits."""
+
+    key: str = Field(
+        default="{image_id}",
+        description="Template over image attributes naming the group, e.g. '{prefix}'. "
+        "'{image_id}' makes every photo its own group.",
+    )
+    time_field: str | None = Field(
+        default=None,
+        description="Attribute holding a timestamp; photos with one key whose timestamps are "
+        "within `window_s` of the previous photo form one group. None: the key alone groups.",
+    )
+    time_unit: Literal["ms", "s"] = Field(default="ms", description="Unit of `time_field`.")
+    window_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="Largest gap, in seconds, between consecutive shots of one vehicle.",
+    )
+
+
+class DatasetConfig(_Strict):
+    """Where the labelled photos are and how to read them."""
+
+    root: Path = Field(default=Path("data"), description="Folder holding images and annotations.")
+    format: str = Field(
+        default="labelme",
+        description="Annotation format: a module in index/adapters ('labelme', 'coco') or "
+        "'package.module:AdapterClass' for an adapter of your own.",
+    )
+    annotation_file: Path | None = Field(
+        default=None,
+        description="For one-file formats (COCO): the annotation JSON, relative to `root`.",
+    )
+    images_dir: Path | None = Field(
+        default=None,
+        description="For one-file formats (COCO): the image folder, relative to `root` "
+        "(default: `root`, then `root/images`).",
+    )
+    image_extensions: list[str] = Field(
+        default=[".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"],
+        description="Image file extensions looked for (case-insensitive).",
+    )
+    flag_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Canonical image flag -> the annotation's own top-level field, e.g. "
+        "{doubtful: dudosa, edited: editada, incorrect: incorrecta}.",
+    )
+    exclude_incorrect: bool = Field(
+        default=True,
+        description="Skip images whose 'incorrect' flag is true (reported as skips).",
+    )
+    fields: list[FieldPattern] = Field(
+        default_factory=list,
+        description="Patterns that parse image attributes (zone, timestamp, vehicle prefix…) "
+        "from names and paths; later patterns fill only attributes still missing.",
+    )
+    vehicle: VehicleGrouping = Field(
+        default_factory=VehicleGrouping, description="How photos group into one vehicle."
+    )
+    line_width: float = Field(
+        default=0.004,
+        gt=0,
+        description="Line and point annotations become ribbons this wide, as a fraction of "
+        "the image's longer side.",
+    )
+    verify_pixels: bool = Field(
+        default=False,
+        description="Decode every image while reading, to find corrupt files up front "
+        "(slow on 12 MP photos; the build finds them anyway).",
+    )
+
+
+class RegionStrategy(_Strict):
+    """Which pixels become index nodes. Sizes are fractions of the image's longer side."""
+
+    kinds: list[NodeKind] = Field(
+        default=["region", "image", "background"],
+        description="Node kinds to produce: 'region' (around each annotated defect), 'image' "
+        "(whole photo), 'background' (unannotated surface), 'tile' (a fixed grid).",
+    )
+    context_margin: float = Field(
+        default=0.5,
+        ge=0,
+        description="Context added around a region's box on each side, as a fraction of the "
+        "box's own width/height.",
+    )
+    min_side: float = Field(
+        default=0.06,
+        gt=0,
+        le=1,
+        description="Smallest crop side, as a fraction of the image's longer side "
+        "(0.06 of 4000 px = 240 px), so a 20 px scratch keeps its surroundings.",
+    )
+    square: bool = Field(
+        default=True,
+        description="Make region crops square (embedders take square inputs) when the image allows.",
+    )
+    crop_size: int = Field(
+        default=384,
+        ge=32,
+        description="Side in pixels of the stored and embedded region/background/tile crop.",
+    )
+    merge_distance: float = Field(
+        default=0.02,
+        ge=0,
+        description="Regions of one label whose boxes are closer than this (fraction of the "
+        "longer side) merge into one region; 0 turns merging off.",
+    )
+    merge_max_side: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="A merge never makes a region box longer than this fraction of the longer side.",
+    )
+    image_max_side: int = Field(
+        default=1024, ge=64, description="Longer side in pixels of the stored whole-image node."
+    )
+    background_per_image: int = Field(
+        default=1, ge=0, description="Background crops drawn from unannotated areas per image."
+    )
+    background_side: float = Field(
+        default=0.12, gt=0, le=1, description="Background crop side, fraction of the longer side."
+    )
+    background_clearance: float = Field(
+        default=0.02,
+        ge=0,
+        description="Least distance between a background crop and any annotation (fraction "
+        "of the longer side).",
+    )
+    tile_grid: tuple[int, int] = Field(
+        default=(3, 4),
+        description="Rows and columns of the tile grid, used when 'tile' is in `kinds`.",
+    )
+    seed: int = Field(default=0, description="Seed for background placement.")
+
+
+class DomainConfig(_Strict):
+    """A whole domain: dataset, taxonomy, region strategy, embedder and index."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", description="Short dataset name, stored in every node."
+    )
+    description: str = Field(default="", description="What the domain is, for people and prompts.")
+    subject: str = Field(
+        default="image",
+        description="What one photo shows, for prompts (e.g. 'vehicle').",
+    )
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="The labelled data.")
+    taxonomy: LabelTaxonomy = Field(description="The labels and their definitions.")
+    regions: RegionStrategy = Field(
+        default_factory=RegionStrategy, description="Which pixels to embed."
+    )
+    embedder: EmbedderConfig = Field(
+        default_factory=EmbedderConfig, description="The visual embedding model."
+    )
+    index: VectorIndexConfig = Field(
+        default_factory=VectorIndexConfig, description="Where and how vectors are stored."
+    )
+
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any, where: str = "") -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{where or 'config'}: environment variable {name} is not set and has no default"
+            )
+
+        return _ENV_PATTERN.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{where}'")
+        else:
+            lines.append(f"{source}: {where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> DomainConfig:
+    """Validate a configuration mapping.
+
+    Args:
+        data: The parsed YAML mapping.
+        source: Name used in error messages (usually the file path).
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: With one message naming each bad or unknown key.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return DomainConfig.model_validate(_expand_env(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: str | Path) -> DomainConfig:
+    """Read and validate a domain YAML file.
+
+    Raises:
+        ConfigError: If the file is missing, is not YAML, or does not validate.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_config(data or {}, str(path))
+
+
+def apply_overrides(config: DomainConfig, overrides: dict[str, Any]) -> DomainConfig:
+    """Return a copy of ``config`` with dotted-path overrides applied and re-validated.
+
+    Args:
+        config: The configuration to start from.
+        overrides: e.g. ``{"dataset.root": "/data/cars", "embedder.model": "/models/dino"}``;
+            None values are ignored, so unset command-line flags can be passed straight in.
+
+    Raises:
+        ConfigError: If a path names no field or a value does not validate.
+    """
+    data = config.model_dump(mode="json")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+            node = node[part]
+        node[parts[-1]] = str(value) if isinstance(value, Path) else value
+    return parse_config(data, "command-line overrides")
