@@ -124,7 +124,7 @@ def test_polygons_in_crop_coordinates():
 
 def test_stratified_sample_covers_every_label():
     labels = ["scratch"] * 60 + ["dent"] * 30 + ["crack"] * 5 + ["missing_piece"] * 2
-    records = [record([region(l, (10, 10, 50, 50))], image_id=f"{i}.jpg") for i, l in enumerate(labels)]
+    records = [record([region(key, (10, 10, 50, 50))], image_id=f"{i}.jpg") for i, key in enumerate(labels)]
     records += [record([], image_id=f"clean{i}.jpg") for i in range(20)]
     # a label that only ever appears next to a rarer one
     records += [record([region("missing_piece", (10, 10, 50, 50)), region("paint_peeling", (99, 99, 120, 120))], image_id="pair.jpg")]
