@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -141,11 +142,87 @@ def cmd_synth(args: argparse.Namespace) -> int:
             summary = synthesize_coco(args.out, args.n, categories=labels, size=size, seed=args.seed)
         else:
             summary = synthesize_labelme(args.out, args.n, size=size, seed=args.seed, progress=advance)
-    result = {"out": str(args.out), "images": len(summary.images), "labels": dict(summary.counts_per_label), "seconds": round(summary.seconds, 2)}
+    result = {"out": str(args.out), "images": len(summary.images), "labels": dict(summary.label_counts), "seconds": round(summary.seconds, 2)}
     if args.json:
         print(json.dumps(result))
     else:
         console.print(f"wrote {result['images']} photos to {args.out} in {result['seconds']}s; marks per label: {result['labels']}")
+    return 0
+
+
+def _index_dir(args: argparse.Namespace, config: DomainConfig | None) -> Path:
+    if getattr(args, "out", None):
+        return Path(args.out)
+    return Path(config.index.dir) if config else Path("outputs/vector_index")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build the index or bring it up to date."""
+    from index.build import build_index
+
+    config = config_from_args(args, **{"embedder.model": args.embedder, "index.type": args.index_type})
+    index_dir = _index_dir(args, config)
+    console.print(f"building {index_dir} from {config.dataset.root} with {config.embedder.model}")
+    with progress_bar("Embedding photos", "images") as (advance, set_total):
+        try:
+            report = build_index(config, index_dir=index_dir, limit=args.limit, seed=args.seed,
+                                 workers=args.workers, progress=advance, total=set_total)
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/]: {index_dir} is unchanged; the next build resumes from its last checkpoint.")
+            return 130
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    if report["rebuilt"]:
+        console.print(f"[yellow]note[/]: {report['rebuilt']}")
+    state = "already up to date" if report["up_to_date"] else (
+        f"embedded {report['embedded_images']} photos, reused {report['reused_images']}, removed {report['removed_nodes']} stale nodes")
+    console.print(f"{report['images']} images, {report['vectors']} vectors ({report['dim']}-d, {report['embedder']['model_id']}): {state}")
+    console.print(f"nodes by kind: {report['nodes_by_kind']}")
+    console.print(f"regions by label: {report['regions_by_label']}")
+    if report["skipped_by_reason"]:
+        console.print(f"[yellow]skipped[/]: {report['skipped_by_reason']} (details in {index_dir / 'build_report.json'})")
+    if report["repaired_by_reason"]:
+        console.print(f"[cyan]repaired[/]: {report['repaired_by_reason']}")
+    console.print(f"done in {report['seconds']:.1f}s")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Describe a built index."""
+    from index.search import index_info
+
+    config = load_config(args.config) if Path(args.config).is_file() and not args.out else None
+    info = index_info(_index_dir(args, config))
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    console.print(f"{info['index_dir']}: {info['images']} images, {info['nodes']} nodes, {info['size_bytes'] / 1e6:.1f} MB")
+    console.print(f"embedder {info['embedder']} ({info['embedder_family']}, {info['dim']}-d), {info['index_type']} index, built {info['built_at']}")
+    console.print(f"nodes by kind: {info['nodes_by_kind']}")
+    console.print(f"regions by label: {info['regions_by_label']}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search the index with a photo."""
+    from index.search import DamageIndex
+
+    config = load_config(args.config) if Path(args.config).is_file() and not args.out else None
+    if not Path(args.image).is_file():
+        raise UserError(f"Query photo {args.image} does not exist.")
+    index = DamageIndex.open(_index_dir(args, config), embedder_model=args.embedder)
+    hits = index.search(args.image, k=args.k, label=args.label, kind=args.kind, zone=args.zone)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return 0
+    table = Table(title=f"top {args.k} for {args.image}", show_edge=False)
+    for column in ("similarity", "kind", "label", "zone", "source photo", "crop"):
+        table.add_column(column)
+    for hit in hits:
+        table.add_row(f"{hit.similarity:.3f}", hit.kind, hit.label or ",".join(hit.labels) or "-", hit.zone or "-",
+                      Path(hit.source_image).name, hit.crop_path)
+    console.print(table)
     return 0
 
 
@@ -174,17 +251,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="For --format coco: take the categories from this config's taxonomy.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("build", help="Embed the planned crops into the FAISS index (incremental).")
+    add_config_args(p)
+    p.add_argument("--embedder", help="Model id or local path (overrides embedder.model).")
+    p.add_argument("--index-type", choices=["flat", "hnsw", "ivf"], help="Overrides index.type.")
+    p.add_argument("--out", type=Path, help="Index directory (overrides index.dir).")
+    p.add_argument("--limit", type=int, help="Index a stratified sample of N images.")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the sample.")
+    p.add_argument("--workers", type=int, help="Decoding threads (default: CPU cores).")
+    p.add_argument("--json", action="store_true", help="Print the build report as JSON on stdout.")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("info", help="Counts, embedder and size of a built index.")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="Domain YAML, for its index.dir.")
+    p.add_argument("--out", type=Path, help="Index directory.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("search", help="The most similar labelled examples to a photo.")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="Domain YAML, for its index.dir.")
+    p.add_argument("--out", type=Path, help="Index directory.")
+    p.add_argument("--image", required=True, help="Query photo.")
+    p.add_argument("--label", help="Only this label (id, key, name or synonym: 'rayones' works).")
+    p.add_argument("--kind", choices=["region", "image", "background", "tile"], help="Only this node kind.")
+    p.add_argument("--zone", help="Only this zone.")
+    p.add_argument("-k", type=int, default=5, help="Number of hits.")
+    p.add_argument("--embedder", help="Query with this model (refused if it is not the index's).")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
     return parser
+
+
+def _domain_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix, printed as one line."""
+    from index.embedders import EmbedderError
+    from index.search import EmbedderMismatchError
+    from index.storage import IndexNotFoundError
+    from index.taxonomy import UnknownLabelError
+    from index.vector_store import FilterError, VectorStoreFileError
+
+    return (EmbedderError, EmbedderMismatchError, IndexNotFoundError, UnknownLabelError,
+            VectorStoreFileError, FilterError)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
     try:
         return args.func(args)
-    except (UserError, ConfigError, AdapterError) as exc:
+    except (UserError, ConfigError, AdapterError, *_domain_errors()) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:

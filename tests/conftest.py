@@ -85,3 +85,28 @@ def with_root(config, root: Path, **overrides):
     from index.config import apply_overrides
 
     return apply_overrides(config, {"dataset.root": root, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_dinov2(tmp_path_factory) -> Path:
+    """A tiny random DINOv2 saved like a real one (config, weights, image processor)."""
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    path = tmp_path_factory.mktemp("models") / "tiny-dinov2"
+    torch.manual_seed(0)
+    config = Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                          num_attention_heads=2, intermediate_size=64)
+    Dinov2Model(config).save_pretrained(path)
+    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory) -> Path:
+    """Twelve small synthetic photos in the user's LabelMe layout, all 8 labels present."""
+    from index.synth import synthesize_labelme
+
+    root = tmp_path_factory.mktemp("synth")
+    synthesize_labelme(root, 12, size=(800, 600), seed=1)
+    return root

@@ -1,0 +1,333 @@
+"""Build or update the vector index: dataset → regions → embeddings → FAISS, incrementally.
+
+Each photo is decoded once, at the least JPEG scale its crops need, by a pool of worker
+threads (Pillow releases the GIL while decoding), while the main thread embeds batches of
+crops; at most ``2 × workers`` decoded photos are in flight. Unchanged photos (same pixel
+signature, same planned nodes) are reused; vanished ones are dropped. Work happens in a
+staging directory with periodic checkpoints and is swapped in at the end (see
+:mod:`index.storage`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from index.config import DomainConfig
+from index.inspection import plan_dataset
+from index.records import ImageRecord, Issue, issue_list
+from index.regions import RegionCrop
+from index.render import RenderedCrop, crop_file_name, pixel_signature, render_photo
+from index.storage import (
+    BUILD_REPORT,
+    CROPS,
+    FORMAT_VERSION,
+    MANIFEST,
+    link_or_copy,
+    recover,
+    staging_dir,
+    swap_in,
+    write_json,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def image_signature(record: ImageRecord, crops: list[RegionCrop], dataset: str) -> str:
+    """What must stay equal for an image's nodes to be reused: pixels and planned metadata."""
+    digest = hashlib.sha1(pixel_signature(record).encode())
+    for crop in crops:
+        digest.update(crop.node_id.encode())
+        digest.update(json.dumps(crop.metadata(dataset), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+class _Batcher:
+    """Collects rendered photos and embeds their crops in batches."""
+
+    def __init__(self, embedder: Any, store: Any, dataset: str, batch_size: int) -> None:
+        self.embedder, self.store, self.dataset = embedder, store, dataset
+        self.batch_size = batch_size
+        self.pending: list[tuple[str, str, list[RenderedCrop]]] = []  # (image id, signature, crops)
+        self.done: list[tuple[str, str, list[str]]] = []
+
+    def add(self, image_id: str, signature: str, rendered: list[RenderedCrop]) -> None:
+        self.pending.append((image_id, signature, rendered))
+        if sum(len(r) for _, _, r in self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        crops = [c for _, _, rendered in self.pending for c in rendered]
+        if crops:
+            vectors = self.embedder.embed_images([c.image for c in crops])
+            nodes = []
+            for rendered, vector in zip(crops, vectors, strict=True):
+                node = rendered.crop.to_image_node(self.dataset, image_path=rendered.relative_path)
+                node.embedding = vector.tolist()
+                nodes.append(node)
+            self.store.add(nodes)
+        for image_id, signature, rendered in self.pending:
+            self.done.append((image_id, signature, [c.crop.node_id for c in rendered]))
+        self.pending = []
+
+
+def _model_files(config: DomainConfig) -> dict[str, Any] | None:
+    """Cheap identity of a local model directory, or None (hub id, remote)."""
+    from index.embedders.loading import model_files_signature
+
+    model_dir = Path(config.embedder.model)
+    if config.embedder.backend != "local" or not model_dir.is_dir():
+        return None
+    return model_files_signature(model_dir)
+
+
+def _recorded_info(index_dir: Path, config: DomainConfig) -> Any:
+    """The index's embedder info when the configured embedder is provably the same one.
+
+    Same configuration and same model files means same fingerprint, so an up-to-date check
+    needs no model load (and no torch import).
+    """
+    from index.embedders import EmbedderInfo
+
+    try:
+        recorded = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))["embedder"]
+    except (OSError, ValueError, KeyError):
+        return None
+    files = _model_files(config)
+    if files is None or recorded.get("config") != config.embedder.model_dump(mode="json") or recorded.get("files") != files:
+        return None
+    return EmbedderInfo(recorded["model_id"], recorded["family"], recorded["dim"], recorded["fingerprint"])
+
+
+def _load_base(index_dir: Path, staging: Path, fingerprint: str, config: DomainConfig):
+    """The state to start from: a resumable staging area, the current index, or nothing."""
+    from index.vector_store import FaissNodeStore
+
+    for where, resuming in ((staging, True), (index_dir, False)):
+        path = where / MANIFEST
+        if not path.is_file():
+            continue
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if manifest.get("format_version") != FORMAT_VERSION:
+            continue
+        if resuming and manifest.get("complete"):
+            continue
+        old = manifest.get("embedder", {})
+        if old.get("fingerprint") != fingerprint:
+            if not resuming:
+                return None, None, False, f"the embedder changed ({old.get('model_id')} → {config.embedder.model}); rebuilt from scratch"
+            continue
+        try:
+            store = FaissNodeStore.from_persist_dir(where, config=config.index)
+        except (ValueError, OSError) as exc:
+            if not resuming:
+                return None, None, False, f"the previous index could not be reused ({exc}); rebuilt from scratch"
+            continue
+        return manifest, store, resuming, None
+    return None, None, False, None
+
+
+def build_index(
+    config: DomainConfig,
+    *,
+    index_dir: Path | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    embedder: Any = None,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+    checkpoint_every: int = 200,
+) -> dict[str, Any]:
+    """Build the index, or bring an existing one up to date.
+
+    Args:
+        config: The domain configuration.
+        index_dir: Where the index lives (default ``config.index.dir``).
+        limit: Index a stratified sample of this many images.
+        seed: Seed of the sample.
+        workers: Decoding threads (default: the number of CPU cores).
+        embedder: A loaded embedder (default: load ``config.embedder``).
+        progress: Called with the number of photos just processed.
+        total: Called once with the number of photos to process.
+        checkpoint_every: Photos between checkpoints of the staging area.
+
+    Returns:
+        The build report (also written to ``build_report.json``).
+
+    Raises:
+        EmbedderError: If the embedder cannot be loaded.
+        AdapterError: If the dataset cannot be read at all.
+    """
+    from index.embedders import load_embedder
+    from index.vector_store import FaissNodeStore
+
+    started = time.perf_counter()
+    index_dir = Path(index_dir or config.index.dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    recover(index_dir)
+    scan, crops = plan_dataset(config, limit=limit, seed=seed)
+    info = embedder.info if embedder is not None else _recorded_info(index_dir, config)
+    if info is None:
+        embedder = load_embedder(config.embedder)
+        info = embedder.info
+    staging = staging_dir(index_dir)
+    base, store, resuming, rebuilt = _load_base(index_dir, staging, info.fingerprint, config)
+    previous: dict[str, dict[str, Any]] = dict(base["images"]) if base else {}
+    store = store or FaissNodeStore(config=config.index)
+
+    crops_by_image: dict[str, list[RegionCrop]] = {}
+    for crop in crops:
+        crops_by_image.setdefault(crop.record.image_id, []).append(crop)
+    plan: list[tuple[ImageRecord, list[RegionCrop], str]] = []
+    kept: dict[str, dict[str, Any]] = {}
+    for record in scan.records:
+        mine = crops_by_image.get(record.image_id, [])
+        signature = image_signature(record, mine, config.name)
+        before = previous.get(record.image_id)
+        if before and before["signature"] == signature and before["nodes"] == [c.node_id for c in mine]:
+            kept[record.image_id] = before
+        else:
+            plan.append((record, mine, signature))
+    stale = [n for image_id, state in previous.items() if image_id not in kept for n in state["nodes"]]
+    up_to_date = base is not None and not resuming and not plan and not stale and rebuilt is None
+
+    build_issues: list[Issue] = []
+    if not up_to_date:
+        if embedder is None:
+            embedder = load_embedder(config.embedder)
+        if not resuming:
+            shutil.rmtree(staging, ignore_errors=True)
+        (staging / CROPS).mkdir(parents=True, exist_ok=True)
+        if base is not None and not resuming:
+            for state in kept.values():
+                for name in state["crops"]:
+                    link_or_copy(index_dir / name, staging / name)
+        store.delete_nodes(stale)
+        if total:
+            total(len(plan))
+        batcher = _Batcher(embedder, store, config.name, max(1, config.embedder.batch_size))
+        images_state = dict(kept)
+
+        def checkpoint(complete: bool) -> None:
+            batcher.flush()
+            for image_id, signature, node_ids in batcher.done:
+                images_state[image_id] = {
+                    "signature": signature,
+                    "nodes": node_ids,
+                    "crops": [crop_file_name(c, signature) for c in crops_by_image[image_id]],
+                }
+            batcher.done = []
+            store.persist(staging)
+            write_json(staging / MANIFEST, _manifest(config, info, images_state, crops_by_image, complete, started))
+
+        workers = workers or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            window: deque[tuple[ImageRecord, str, Future]] = deque()
+            queue = iter(plan)
+            processed = 0
+            try:
+                while True:
+                    while len(window) < 2 * workers:
+                        nxt = next(queue, None)
+                        if nxt is None:
+                            break
+                        record, mine, signature = nxt
+                        window.append((record, signature, pool.submit(render_photo, record, mine, signature, staging)))
+                    if not window:
+                        break
+                    record, signature, future = window.popleft()
+                    result = future.result()
+                    if isinstance(result, Issue):
+                        build_issues.append(result)
+                    else:
+                        batcher.add(record.image_id, signature, result)
+                    processed += 1
+                    if progress:
+                        progress(1)
+                    if processed % checkpoint_every == 0:
+                        checkpoint(complete=False)
+            finally:
+                for _, _, future in window:
+                    future.cancel()
+        checkpoint(complete=True)
+        live = {name for state in images_state.values() for name in state["crops"]}
+        for path in (staging / CROPS).iterdir():
+            if f"{CROPS}/{path.name}" not in live:
+                path.unlink()
+    else:
+        images_state = kept
+
+    report = _report(config, scan, crops_by_image, images_state, build_issues, info, store, started,
+                     embedded=len(plan) - len(build_issues), reused=len(kept), removed=len(stale), rebuilt=rebuilt,
+                     up_to_date=up_to_date)
+    target = index_dir if up_to_date else staging
+    write_json(target / BUILD_REPORT, report)
+    if not up_to_date:
+        swap_in(staging, index_dir)
+    report["index_dir"] = str(index_dir)
+    logger.info("index at %s: %s", index_dir, report["nodes_by_kind"])
+    return report
+
+
+def _counts(images_state: dict[str, Any], crops_by_image: dict[str, list[RegionCrop]]) -> dict[str, Any]:
+    live = [c for image_id in images_state for c in crops_by_image.get(image_id, [])]
+    return {
+        "images": len(images_state),
+        "nodes": len(live),
+        "nodes_by_kind": dict(Counter(c.kind for c in live)),
+        "regions_by_label": dict(Counter(c.label_keys[0] for c in live if c.kind == "region")),
+    }
+
+
+def _manifest(config: DomainConfig, info: Any, images_state: dict[str, Any],
+              crops_by_image: dict[str, list[RegionCrop]], complete: bool, started: float) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "complete": complete,
+        "dataset": config.name,
+        "embedder": {**info.to_dict(), "config": config.embedder.model_dump(mode="json"), "files": _model_files(config)},
+        "dim": info.dim,
+        "index_type": config.index.type,
+        "config": config.model_dump(mode="json"),
+        "counts": _counts(images_state, crops_by_image),
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - started, 2),
+        "images": images_state,
+    }
+
+
+def _report(config, scan, crops_by_image, images_state, build_issues, info, store, started, *,
+            embedded: int, reused: int, removed: int, rebuilt: str | None, up_to_date: bool) -> dict[str, Any]:
+    skipped = scan.skipped + build_issues
+    counts = _counts(images_state, crops_by_image)
+    return {
+        "dataset": config.name,
+        "embedder": info.to_dict(),
+        "dim": info.dim,
+        **counts,
+        "vectors": store.count(),
+        "embedded_images": embedded,
+        "reused_images": reused,
+        "removed_nodes": removed,
+        "up_to_date": up_to_date,
+        "rebuilt": rebuilt,
+        "skipped_by_reason": dict(Counter(i.reason for i in skipped).most_common()),
+        "repaired_by_reason": dict(Counter(i.reason for i in scan.repaired).most_common()),
+        "skipped": issue_list(skipped),
+        "repaired": issue_list(scan.repaired),
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -1,0 +1,114 @@
+"""The index directory: manifest, staging area and the atomic swap.
+
+Layout of ``outputs/vector_index/`` (or ``--out``)::
+
+    faiss.index        vectors (written by FaissNodeStore)
+    metadata.json      per-vector node records (written by FaissNodeStore)
+    manifest.json      format version, embedder id/dim/fingerprint, config snapshot, counts,
+                       per-image signatures and node ids, build time
+    build_report.json  what the last build did, skipped and why
+    crops/             one small JPEG per node, named <node id>_<pixel signature>.jpg
+
+A build writes into ``<dir>.staging`` (crops of unchanged photos are hard-linked, not
+copied) and swaps it in with two renames, so an interrupted build leaves the previous index
+whole; the staging area keeps its checkpoints, so the next build resumes from them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BUILD_REPORT = "build_report.json"
+CROPS = "crops"
+
+
+class IndexNotFoundError(FileNotFoundError):
+    """There is no built index at the given directory."""
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """The manifest of a built index.
+
+    Raises:
+        IndexNotFoundError: If the directory holds no index (with how to build one).
+    """
+    recover(index_dir)
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        raise IndexNotFoundError(
+            f"No index at {index_dir}: build one with `python -m index build --config CONFIG "
+            f"--out {index_dir}`."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise IndexNotFoundError(f"{path} is unreadable ({exc}); rebuild the index.") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexNotFoundError(
+            f"{path} has format version {manifest.get('format_version')}, this program reads "
+            f"{FORMAT_VERSION}; rebuild the index."
+        )
+    return manifest
+
+
+def staging_dir(index_dir: Path) -> Path:
+    """Where a build writes before the swap."""
+    return index_dir.with_name(index_dir.name + ".staging")
+
+
+def _old_dir(index_dir: Path) -> Path:
+    return index_dir.with_name(index_dir.name + ".old")
+
+
+def recover(index_dir: Path) -> None:
+    """Finish or undo a swap that was interrupted between its two renames."""
+    old = _old_dir(index_dir)
+    if old.is_dir():
+        if index_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(index_dir)
+            logger.warning("restored %s from an interrupted swap", index_dir)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (copy across file systems)."""
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def swap_in(staging: Path, index_dir: Path) -> None:
+    """Replace ``index_dir`` by ``staging``: rename the old aside, rename the new in, drop the old."""
+    old = _old_dir(index_dir)
+    if old.exists():
+        shutil.rmtree(old)
+    if index_dir.exists():
+        index_dir.rename(old)
+    staging.rename(index_dir)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def disk_size(path: Path) -> int:
+    """Total bytes of the files under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
