@@ -193,6 +193,75 @@ class RegionStrategy(_Strict):
     seed: int = Field(default=0, description="Seed for background placement.")
 
 
+class ModelConfig(_Strict):
+    """The vision-language model behind an OpenAI-compatible chat endpoint (vLLM, SGLang…)."""
+
+    api_base: str = Field(
+        default="http://localhost:8000/v1",
+        description="Root of the OpenAI-compatible API, e.g. http://localhost:8000/v1.",
+    )
+    model: str = Field(default="Qwen/Qwen3-VL-4B-Instruct", description="Model name the server serves.")
+    api_key_env: str = Field(
+        default="VLM_API_KEY",
+        description="Environment variable holding the API key (the key itself never goes in the "
+        "YAML, a trace or a log); unset means no key ('EMPTY', as vLLM expects).",
+    )
+    timeout_s: float = Field(default=120.0, gt=0, description="Seconds to wait for one reply.")
+    max_retries: int = Field(
+        default=2, ge=0, description="Retries on connection errors, timeouts and 5xx, with backoff."
+    )
+    retry_backoff_s: float = Field(default=1.0, ge=0, description="First backoff; doubles per retry.")
+    temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0: greedy, reproducible).")
+    top_p: float = Field(default=0.8, gt=0, le=1, description="Nucleus sampling (ignored at temperature 0).")
+    top_k: int | None = Field(default=20, description="vLLM top_k, sent in extra_body; None to omit.")
+    presence_penalty: float = Field(default=0.0, description="Presence penalty (model card: 1.5 for chat).")
+    max_tokens: int = Field(default=1500, ge=16, description="Most tokens per reply.")
+    context_window: int = Field(default=32768, ge=1024, description="Model context length, in tokens.")
+    query_max_pixels: int = Field(
+        default=1024 * 768,
+        ge=32 * 32,
+        description="Pixel budget of the query photo as sent (Qwen3-VL: one token per 32x32 px; "
+        "1024x768 is about 768 tokens).",
+    )
+    example_max_pixels: int = Field(
+        default=256 * 256, ge=32 * 32, description="Pixel budget of each example crop or zoom sent."
+    )
+    zoom_max_pixels: int = Field(
+        default=512 * 512, ge=32 * 32, description="Pixel budget of a zoom into the query photo."
+    )
+    tool_protocol: Literal["auto", "native", "hermes"] = Field(
+        default="auto",
+        description="'native': tool_calls from the server's parser; 'hermes': tools in the prompt, "
+        "<tool_call> parsed from text; 'auto': native, falling back to hermes when the server "
+        "rejects tool_choice or answers with <tool_call> text.",
+    )
+    json_schema: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Ask for the report with response_format json_schema: 'auto' tries and falls "
+        "back to extracting JSON from text when the server refuses.",
+    )
+
+
+class AgentConfig(_Strict):
+    """How the online analysis runs."""
+
+    mode: Literal["agentic", "rag", "zero-shot"] = Field(
+        default="agentic",
+        description="'agentic': the model chooses its tools; 'rag': always retrieve top-k, one call; "
+        "'zero-shot': photo and question only.",
+    )
+    max_tool_calls: int = Field(default=6, ge=0, description="Cap on tool calls per question.")
+    k: int = Field(default=3, ge=1, le=20, description="Examples retrieved per search (rag mode and tool default).")
+    example_kind: Literal["region", "image", "tile"] = Field(
+        default="region", description="Node kind the example tools search."
+    )
+    prompts_dir: Path = Field(default=Path("prompts"), description="Folder of the prompt templates.")
+    traces_dir: Path = Field(default=Path("outputs/traces"), description="Where every query writes its trace.")
+    language: str = Field(
+        default="auto", description="Language of the answer: 'auto' answers in the question's language."
+    )
+
+
 class DomainConfig(_Strict):
     """A whole domain: dataset, taxonomy, region strategy, embedder and index."""
 
@@ -215,6 +284,8 @@ class DomainConfig(_Strict):
     index: VectorIndexConfig = Field(
         default_factory=VectorIndexConfig, description="Where and how vectors are stored."
     )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The vision-language model.")
+    agent: AgentConfig = Field(default_factory=AgentConfig, description="The online analysis.")
 
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
