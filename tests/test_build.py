@@ -1,0 +1,162 @@
+"""Build → search end to end: incremental reruns, interruption, embedder changes, exact filters."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import with_root
+
+from index.build import build_index
+from index.config import apply_overrides
+from index.embedders import EmbedderConfig, load_embedder
+from index.search import DamageIndex, EmbedderMismatchError, index_info
+
+
+@pytest.fixture
+def dataset(tmp_path, synth_dataset) -> Path:
+    """A private copy of the synthetic dataset, free to modify."""
+    return Path(shutil.copytree(synth_dataset, tmp_path / "data"))
+
+
+@pytest.fixture
+def config(vehicle_config, dataset, tiny_dinov2):
+    return with_root(vehicle_config, dataset, **{"embedder.model": str(tiny_dinov2)})
+
+
+def test_build_then_search_end_to_end(config, tmp_path):
+    out = tmp_path / "index"
+    report = build_index(config, index_dir=out)
+    assert report["images"] == 12 and report["embedded_images"] == 12 and not report["up_to_date"]
+    assert set(report["nodes_by_kind"]) == {"region", "image", "background"}
+    assert set(report["regions_by_label"]) == set(config.taxonomy.label_keys())
+    for name in ("faiss.index", "metadata.json", "manifest.json", "build_report.json"):
+        assert (out / name).is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["embedder"]["family"] == "dinov2" and manifest["dim"] == 32
+    assert manifest["config"]["regions"]["crop_size"] == 384 and manifest["complete"]
+    info = index_info(out)
+    assert info["nodes"] == report["vectors"] == sum(report["nodes_by_kind"].values())
+
+    index = DamageIndex.open(out)
+    query = next(config.dataset.root.glob("*.jpg"))
+    hits = index.search(query, k=4, label="rayones", kind="region")
+    assert len(hits) == 4 and all(h.label == "scratch" and h.kind == "region" for h in hits)
+    assert all(Path(h.crop_path).is_file() for h in hits)
+    assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
+    assert not list(out.parent.glob("index.staging")) and not list(out.parent.glob("index.old"))
+
+
+def test_filtered_search_is_the_true_top_k(config, tmp_path):
+    out = tmp_path / "index"
+    build_index(config, index_dir=out)
+    index = DamageIndex.open(out)
+    query = index.embed(next(config.dataset.root.glob("*.jpg")))
+    for label in config.taxonomy.label_keys():
+        allowed = [n for n in index.store.get_nodes(index.store.node_ids()) if label in n.metadata["labels"]]
+        brute = sorted(((float(index.store.get_vector(n.node_id) @ query), n.node_id) for n in allowed), reverse=True)
+        hits = index.search(vector=query, k=3, label=label)
+        assert [h.id for h in hits] == [node_id for _, node_id in brute[:3]]
+
+
+def test_rerun_reuses_and_tracks_changes(config, dataset, tmp_path):
+    out = tmp_path / "index"
+    first = build_index(config, index_dir=out)
+    again = build_index(config, index_dir=out)
+    assert again["up_to_date"] and again["reused_images"] == 12 and again["vectors"] == first["vectors"]
+
+    annotation = sorted(dataset.glob("*.json"))[0]
+    doc = json.loads(annotation.read_text())
+    doc["shapes"].append({"label": "2", "points": [[10, 10], [60, 10], [60, 60]], "shape_type": "polygon",
+                          "flags": {}, "group_id": None})
+    annotation.write_text(json.dumps(doc))
+    gone = sorted(dataset.glob("*.json"))[-1]
+    (dataset / json.loads(gone.read_text())["imagePath"]).unlink()
+    gone.unlink()
+    changed = build_index(config, index_dir=out)
+    assert changed["embedded_images"] == 1 and changed["reused_images"] == 10 and changed["images"] == 11
+    assert changed["removed_nodes"] > 0
+    index = DamageIndex.open(out)
+    assert index.store.count() == changed["vectors"] == sum(changed["nodes_by_kind"].values())
+    stored = {p.name for p in (out / "crops").iterdir()}
+    assert stored == {Path(n.image_path).name for n in index.store.get_nodes(index.store.node_ids())}
+
+
+class _Interrupting:
+    """Wraps an embedder and raises KeyboardInterrupt after some batches (a user's Ctrl-C)."""
+
+    def __init__(self, inner, after: int) -> None:
+        self.inner, self.after, self.calls = inner, after, 0
+        self.info = inner.info
+
+    def embed_images(self, images):
+        self.calls += 1
+        if self.calls > self.after:
+            raise KeyboardInterrupt
+        return self.inner.embed_images(images)
+
+
+def test_interrupted_build_keeps_the_old_index_and_resumes(config, dataset, tmp_path):
+    out = tmp_path / "index"
+    small = apply_overrides(config, {"embedder.batch_size": 2})
+    build_index(small, index_dir=out, limit=4)
+    before = (out / "manifest.json").read_bytes()
+    embedder = load_embedder(small.embedder)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(small, index_dir=out, embedder=_Interrupting(embedder, after=6), checkpoint_every=2)
+    assert (out / "manifest.json").read_bytes() == before  # the previous index is untouched
+    assert DamageIndex.open(out).store.count() > 0
+    resumed = build_index(small, index_dir=out)
+    assert resumed["images"] == 12 and resumed["embedded_images"] < 12 - 4  # picked up the checkpoint
+    assert DamageIndex.open(out).store.count() == resumed["vectors"]
+
+
+def test_other_embedder_rebuilds_and_is_refused_at_query_time(config, tmp_path, tiny_dinov2):
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    other = tmp_path / "other-dinov2"
+    torch.manual_seed(99)
+    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
+                             num_attention_heads=2, intermediate_size=64)).save_pretrained(other)
+    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(other)
+    out = tmp_path / "index"
+    build_index(config, index_dir=out, limit=3)
+    with pytest.raises(EmbedderMismatchError, match="not comparable"):
+        DamageIndex.open(out, embedder_model=str(other))
+    assert DamageIndex.open(out, embedder_model=str(tiny_dinov2)).store.count() > 0
+    rebuilt = build_index(apply_overrides(config, {"embedder.model": str(other)}), index_dir=out, limit=3)
+    assert "embedder changed" in rebuilt["rebuilt"] and rebuilt["dim"] == 48
+    assert rebuilt["embedded_images"] == 3
+
+
+def test_corrupt_photo_found_while_building_is_skipped(config, dataset, tmp_path):
+    image = sorted(dataset.glob("*.jpg"))[0]
+    data = bytearray(image.read_bytes())
+    table = data.index(b"\xff\xc4")
+    data[table + 5 : table + 21] = b"\xff" * 16  # header reads, pixels do not
+    image.write_bytes(bytes(data))
+    report = build_index(config, index_dir=tmp_path / "index")
+    assert report["images"] == 11 and report["skipped_by_reason"] == {"corrupt_image": 1}
+    assert report["skipped"][0]["file"].endswith(image.name)
+
+
+@pytest.mark.parametrize("index_type", ["hnsw", "ivf"])
+def test_approximate_index_types_build_and_search(config, tmp_path, index_type):
+    out = tmp_path / "index"
+    build_index(apply_overrides(config, {"index.type": index_type}), index_dir=out)
+    index = DamageIndex.open(out)
+    hits = index.search(next(config.dataset.root.glob("*.jpg")), k=3, label="dent")
+    assert hits and all("dent" in h.labels for h in hits)
+
+
+def test_query_embedder_info_matches_manifest(config, tmp_path):
+    out = tmp_path / "index"
+    build_index(config, index_dir=out, limit=2)
+    embedder = load_embedder(EmbedderConfig(model=config.embedder.model))
+    index = DamageIndex.open(out, embedder=embedder)
+    vector = index.embed(next(config.dataset.root.glob("*.jpg")))
+    assert vector.shape == (32,) and np.isclose(np.linalg.norm(vector), 1.0, atol=1e-4)
