@@ -34,7 +34,7 @@ from rich.text import Text
 from index.adapters import AdapterError
 from index.config import ConfigError, DomainConfig, apply_overrides, load_config
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 DEFAULT_CONFIG = "configs/vehicle_damage.yaml"
 
 
