@@ -126,6 +126,26 @@ class LabelTaxonomy(BaseModel):
             )
         return label
 
+    def mentions(self, text: str) -> list[Label]:
+        """Labels named anywhere in a sentence ("¿Tiene rayones en el capó?" → scratch).
+
+        Longer names win over their parts ("arañazo grande" is a large scratch, not a scratch).
+        """
+        cleaned = re.sub(r"[^\w\s-]", " ", text)
+        folded = " " + normalise_label_text(cleaned) + " "
+        found: list[tuple[int, Label]] = []
+        names = sorted(((normalise_label_text(n), label) for label in self.labels for n in label.names()),
+                       key=lambda item: -len(item[0]))
+        for name, label in names:
+            if len(name) < 3 or name.isdigit():
+                continue
+            match = re.search(rf"(?<=\s){re.escape(name)}(?:es|s)?(?=\s)", folded)
+            if match:
+                folded = folded[: match.start()] + " " * (match.end() - match.start()) + folded[match.end():]
+                if label not in [f[1] for f in found]:
+                    found.append((match.start(), label))
+        return [label for _, label in sorted(found, key=lambda f: f[0])]
+
     def by_id(self, label_id: str) -> Label | None:
         """The label whose dataset id is exactly ``label_id`` (no synonym matching)."""
         for label in self.labels:

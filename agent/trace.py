@@ -1,0 +1,177 @@
+"""Every query writes a trace: JSON lines under ``outputs/traces/``, one event per line.
+
+Events: ``query`` (question, mode, model, photo), ``model_request`` (messages summarised, image
+sizes, latency, token usage), ``tool_call`` (arguments, result ids and scores, errors),
+``images_sent`` (the example crops and zooms shown to the model), ``protocol`` (fallbacks),
+``report``. The run record *is* the trace: ``trace show`` and the HTML page read it back.
+API keys never enter a trace: requests are summarised, never dumped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import secrets
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+_KEY_HINTS = ("api_key", "authorization", "apikey", "secret", "token=")
+
+
+class TraceNotFoundError(FileNotFoundError):
+    """No trace with that id."""
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if any(h in k.lower() for h in _KEY_HINTS) else _scrub(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+class Trace:
+    """Writes one query's events as they happen (a crash still leaves a readable trace)."""
+
+    def __init__(self, traces_dir: Path, **query: Any) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        self.id = f"{stamp}-{secrets.token_hex(3)}"
+        self.dir = Path(traces_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / f"{self.id}.jsonl"
+        self.started = time.perf_counter()
+        self.event("query", **query)
+
+    def event(self, kind: str, **data: Any) -> None:
+        """Append one event."""
+        record = {"type": kind, "t": round(time.perf_counter() - self.started, 4), **_scrub(data)}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+    def save_image(self, name: str, image: Image.Image) -> str:
+        """Keep a small copy of an image next to the trace; returns its path."""
+        folder = self.dir / self.id
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.jpg"
+        copy = image.copy()
+        copy.thumbnail((1024, 1024))
+        copy.convert("RGB").save(path, "JPEG", quality=85)
+        return str(path)
+
+
+def summarise_messages(messages: list[Any]) -> list[dict[str, Any]]:
+    """Role, text (shortened) and image sizes of each LlamaIndex chat message."""
+    from llama_index.core.base.llms.types import ImageBlock, TextBlock
+
+    out = []
+    for message in messages:
+        texts, images = [], []
+        for block in message.blocks:
+            if isinstance(block, TextBlock):
+                texts.append(block.text)
+            elif isinstance(block, ImageBlock) and block.image is not None:
+                try:
+                    with Image.open(io.BytesIO(block.resolve_image().read())) as img:
+                        images.append(f"{img.width}x{img.height}")
+                except Exception:  # a block we cannot measure is still listed
+                    images.append("?")
+        text = "\n".join(texts)
+        item: dict[str, Any] = {"role": str(message.role.value), "text": text if len(text) <= 600 else text[:600] + "…"}
+        if images:
+            item["images"] = images
+        calls = message.additional_kwargs.get("tool_calls")
+        if calls:
+            item["tool_calls"] = len(calls)
+        out.append(item)
+    return out
+
+
+def list_traces(traces_dir: Path) -> list[dict[str, Any]]:
+    """One summary per trace, newest first."""
+    out = []
+    for path in sorted(Path(traces_dir).glob("*.jsonl"), reverse=True):
+        events = load_trace(traces_dir, path.stem)
+        query = events[0] if events else {}
+        report = next((e for e in reversed(events) if e["type"] == "report"), {}).get("report", {})
+        out.append({
+            "id": path.stem,
+            "question": query.get("question"),
+            "mode": query.get("mode"),
+            "photo": query.get("photo"),
+            "tool_calls": sum(1 for e in events if e["type"] == "tool_call"),
+            "damage_detected": report.get("damage_detected"),
+            "valid": report.get("valid"),
+        })
+    return out
+
+
+def load_trace(traces_dir: Path, trace_id: str) -> list[dict[str, Any]]:
+    """All events of a trace.
+
+    Raises:
+        TraceNotFoundError: If there is no such trace.
+    """
+    path = Path(traces_dir) / f"{trace_id}.jsonl"
+    if not path.is_file():
+        raise TraceNotFoundError(f"No trace '{trace_id}' in {traces_dir}; `python -m agent trace list` shows the ids.")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _data_uri(path: str | None, boxes: list[list[int]] | None = None) -> str:
+    if not path or not Path(path).is_file():
+        return ""
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if boxes:
+            from PIL import ImageDraw
+
+            draw = ImageDraw.Draw(img)
+            for box in boxes:
+                x1, y1, x2, y2 = (v / 1000 * s for v, s in zip(box, (img.width, img.height, img.width, img.height), strict=True))
+                draw.rectangle((x1, y1, x2, y2), outline=(255, 40, 40), width=max(2, img.width // 200))
+        buffer = io.BytesIO()
+        img.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def render_html(events: list[dict[str, Any]], out: Path) -> Path:
+    """A self-contained page: the photo with report boxes, tool calls in order, crops shown, report."""
+    esc = html.escape
+    query = events[0]
+    report = next((e["report"] for e in reversed(events) if e["type"] == "report"), {})
+    boxes = [f["bbox_2d"] for f in report.get("findings", []) if f.get("bbox_2d")]
+    photo = next((e for e in events if e["type"] == "photo"), {})
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>trace</title>",
+        "<style>body{font:14px sans-serif;margin:24px;max-width:1100px}img{max-width:100%;border:1px solid #ccc}"
+        ".crops img{width:200px;margin:4px}.ev{border-left:3px solid #888;padding:4px 12px;margin:8px 0}"
+        "pre{background:#f5f5f5;padding:8px;white-space:pre-wrap}</style>",
+        f"<h1>{esc(str(query.get('question', '')))}</h1>",
+        f"<p>mode <b>{esc(str(query.get('mode')))}</b> · model {esc(str(query.get('model')))} · photo {esc(str(query.get('photo')))}</p>",
+        f"<img src='{_data_uri(photo.get('photo_copy'), boxes)}' alt='query photo'>",
+        "<h2>Steps</h2>",
+    ]
+    for event in events[1:]:
+        kind = event["type"]
+        if kind == "model_request":
+            parts.append(f"<div class='ev'>model request {event.get('step')} · {event.get('latency_s', 0):.2f}s · "
+                         f"usage {esc(json.dumps(event.get('usage', {})))} · images {esc(str(event.get('image_sizes', [])))}</div>")
+        elif kind == "tool_call":
+            parts.append(f"<div class='ev'><b>{esc(event['name'])}</b>({esc(json.dumps(event.get('arguments', {}), ensure_ascii=False))})"
+                         f"{' <b style=color:red>error</b>' if event.get('error') else ''}<pre>{esc(str(event.get('result_text', '')))}</pre></div>")
+        elif kind == "images_sent":
+            crops = "".join(f"<figure style='display:inline-block'><img src='{_data_uri(i.get('path'))}'><figcaption>{esc(i.get('caption', ''))}</figcaption></figure>"
+                            for i in event.get("images", []))
+            parts.append(f"<div class='ev crops'>images shown to the model:<br>{crops}</div>")
+        elif kind in ("protocol", "error"):
+            parts.append(f"<div class='ev'>{esc(kind)}: {esc(str(event.get('message', '')))}</div>")
+    parts.append("<h2>Report</h2><pre>" + esc(json.dumps(report, indent=2, ensure_ascii=False)) + "</pre>")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts), encoding="utf-8")
+    return out
