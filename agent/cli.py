@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--html", help="Write a self-contained HTML page of the trace here.")
     p.set_defaults(func=cmd_trace)
+
+    from agent.bench import add_bench_arguments, cmd_bench
+
+    p = sub.add_parser("bench", help="Per-query time this project adds around the model (fake server).")
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
