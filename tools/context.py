@@ -1,0 +1,124 @@
+"""Everything a tool call needs, bound once per question: index, photo, configs, exclusions, record."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from index.config import AgentConfig, ModelConfig, RegionStrategy
+from index.drawing import label_colour
+from index.taxonomy import LabelTaxonomy
+from tools.photo import PhotoSource, QueryPhoto
+from tools.results import ToolCallRecord
+
+if TYPE_CHECKING:
+    from index.search import DamageIndex
+
+logger = logging.getLogger(__name__)
+
+
+class ToolUnavailableError(RuntimeError):
+    """A tool that cannot run in this context (e.g. no query photo); the message says what to do."""
+
+
+@dataclass
+class ToolContext:
+    """The state the tools share during one question.
+
+    Attributes:
+        index: The opened :class:`index.search.DamageIndex`.
+        photo: The query photo (a path, bytes or PIL image is wrapped in :class:`QueryPhoto`);
+            None when the question has no photo.
+        taxonomy: The label taxonomy (default: the index's own).
+        model: Pixel budgets of the images shown to the model.
+        agent: ``k`` (default examples per search) and ``example_kind`` (node kind searched).
+        exclude_images: Image ids never returned (the query's own photo, in evaluation).
+        exclude_groups: Vehicle groups never returned (the query's own vehicle).
+        examples_used: Ids of the examples shown to the model, in order, each once.
+        calls: Every tool call, in order, for the trace.
+    """
+
+    index: DamageIndex
+    photo: QueryPhoto | PhotoSource | None = None
+    taxonomy: LabelTaxonomy | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    exclude_images: list[str] = field(default_factory=list)
+    exclude_groups: list[str] = field(default_factory=list)
+    examples_used: list[str] = field(default_factory=list)
+    calls: list[ToolCallRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.photo is not None and not isinstance(self.photo, QueryPhoto):
+            self.photo = QueryPhoto(self.photo)
+        if self.taxonomy is None:
+            self.taxonomy = self.index.taxonomy
+        self.exclude_images = list(self.exclude_images or [])
+        self.exclude_groups = list(self.exclude_groups or [])
+
+    # ------------------------------------------------------------------ configuration
+    @cached_property
+    def strategy(self) -> RegionStrategy:
+        """The region strategy the index was built with (margins, square crops, crop size)."""
+        stored = (self.index.manifest.get("config") or {}).get("regions")
+        if stored is None:
+            return RegionStrategy()
+        try:
+            return RegionStrategy.model_validate(stored)
+        except ValueError:
+            logger.warning("index manifest has an unreadable region strategy; using defaults")
+            return RegionStrategy()
+
+    @property
+    def labels(self) -> LabelTaxonomy:
+        """The taxonomy (never None after construction)."""
+        assert self.taxonomy is not None
+        return self.taxonomy
+
+    def colour_of(self, label_key: str | None) -> tuple[int, int, int]:
+        """The outline colour of a label (its position in the taxonomy picks the palette entry)."""
+        keys = self.labels.label_keys()
+        return label_colour(keys.index(label_key) if label_key in keys else len(keys))
+
+    # ------------------------------------------------------------------ the query photo
+    def require_photo(self) -> QueryPhoto:
+        """The query photo, or :class:`ToolUnavailableError` telling the model what to do instead."""
+        if not isinstance(self.photo, QueryPhoto):
+            raise ToolUnavailableError(
+                "No query photo is attached to this question, so there is nothing to search or zoom "
+                "into; use get_label_examples or get_label_definitions instead."
+            )
+        return self.photo
+
+    def query_image(self) -> Image.Image:
+        """The query photo as sent to the model: downscaled to ``model.query_max_pixels``."""
+        return self.require_photo().view(max_pixels=self.model.query_max_pixels)
+
+    # ------------------------------------------------------------------ the record
+    def use_examples(self, node_ids: list[str]) -> list[int]:
+        """Record examples shown to the model; returns their numbers (1-based, stable per question)."""
+        numbers = []
+        for node_id in node_ids:
+            if node_id not in self.examples_used:
+                self.examples_used.append(node_id)
+            numbers.append(self.examples_used.index(node_id) + 1)
+        return numbers
+
+    def record(self, call: ToolCallRecord) -> None:
+        """Append one tool call to the record."""
+        self.calls.append(call)
+        logger.info("tool %s(%s) -> %s%s", call.tool, call.arguments, "error: " if call.error else "",
+                    call.text.splitlines()[0][:160] if call.text else "")
+
+    def trace(self) -> dict[str, Any]:
+        """JSON-ready record of the tools used: calls in order and the examples shown."""
+        return {
+            "examples_used": list(self.examples_used),
+            "calls": [c.to_dict() for c in self.calls],
+            "exclude_images": list(self.exclude_images),
+            "exclude_groups": list(self.exclude_groups),
+        }
