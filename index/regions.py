@@ -63,6 +63,7 @@ class RegionCrop:
             "label_ids": list(dict.fromkeys(r.label_id for r in self.regions)),
             "label_names": list(dict.fromkeys(r.label_name for r in self.regions)),
             "polygons": [[[x, y] for x, y in r.polygon] for r in self.regions],
+            "polygon_labels": [r.label_key for r in self.regions],
             "bbox": list(self.bbox) if self.bbox else None,
             "crop_box": list(self.crop_box),
             "area_fraction": round(area / (rec.width * rec.height), 6),
@@ -92,7 +93,7 @@ class RegionCrop:
         from llama_index.core.schema import ImageNode
 
         metadata = self.metadata(dataset)
-        hidden = ["polygons", "bbox", "crop_box", "source_image", "annotation_file", "label_ids",
+        hidden = ["polygons", "polygon_labels", "bbox", "crop_box", "source_image", "annotation_file", "label_ids",
                   "image_width", "image_height", "shape_types", "dataset"]
         return ImageNode(
             id_=self.node_id,
@@ -135,7 +136,7 @@ def plan_crops(record: ImageRecord, strategy: RegionStrategy, dataset: str) -> l
             crops.append(_region_crop(record, group, strategy, dataset))
     if "image" in strategy.kinds:
         crops.append(_crop(record, "image", (0, 0, record.width, record.height),
-                           _fit(record.width, record.height, strategy.image_max_side), record.regions, dataset))
+                           _fit(record.width, record.height, strategy.image_max_side, upscale=False), record.regions, dataset))
     if "tile" in strategy.kinds:
         crops.extend(_tiles(record, strategy, dataset))
     if "background" in strategy.kinds and strategy.background_per_image:
@@ -198,9 +199,11 @@ def _place(cx: float, cy: float, w: float, h: float, width: int, height: int) ->
     return (round(x0), round(y0), round(x0 + w), round(y0 + h))
 
 
-def _fit(width: float, height: float, longest: int) -> tuple[int, int]:
-    """Output size whose longer side is ``longest`` (never upscaling past it)."""
+def _fit(width: float, height: float, longest: int, upscale: bool = True) -> tuple[int, int]:
+    """Output size whose longer side is ``longest`` (or the input's, when smaller and not ``upscale``)."""
     scale = longest / max(width, height)
+    if not upscale:
+        scale = min(1.0, scale)
     return (max(1, round(width * scale)), max(1, round(height * scale)))
 
 

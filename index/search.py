@@ -35,6 +35,8 @@ class Hit:
     similarity: float
     source_image: str
     crop_path: str
+    image_id: str
+    vehicle_group: str
     zone: str | None
     area_fraction: float
     description: str
@@ -59,11 +61,13 @@ def load_query_image(image: str | Path | bytes | Image.Image, max_side: int = QU
         img = image
     else:
         if isinstance(image, bytes):
-            img = Image.open(io.BytesIO(image))
-            img.draft("RGB", (max_side, max_side))
+            from PIL import ImageOps
+
             from index.imageio import to_rgb
 
-            img = to_rgb(img)
+            img = Image.open(io.BytesIO(image))
+            img.draft("RGB", (max_side, max_side))
+            img = to_rgb(ImageOps.exif_transpose(img))
         else:
             with Image.open(image) as probe:
                 full = max(probe.size)
@@ -189,6 +193,8 @@ class DamageIndex:
             labels=list(meta.get("labels") or []),
             similarity=round(float(score), 4),
             source_image=meta["source_image"],
+            image_id=meta.get("image_id", ""),
+            vehicle_group=meta.get("vehicle_group", ""),
             crop_path=str(self.index_dir / node.image_path) if node.image_path else "",
             zone=meta.get("zone"),
             area_fraction=meta.get("area_fraction", 0.0),
