@@ -280,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", help="Query with this model (refused if it is not the index's).")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
+
+    from index.evaluation import add_eval_arguments, cmd_eval
+
+    p = sub.add_parser("eval", help="Retrieval evaluation: region strategies x embedders on a vehicle-grouped split.")
+    add_eval_arguments(p)
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -1,0 +1,180 @@
+"""Retrieval evaluation end to end on a synthetic dataset with tiny random DINOv2 models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, VEHICLE_CONFIG, with_root
+
+from index.evaluation import (
+    EvaluationError,
+    add_eval_arguments,
+    cmd_eval,
+    evaluate_retrieval,
+    parse_strategies,
+    parse_strategy,
+)
+
+METRICS = ("precision_at_k", "hit_at_k", "map", "knn_macro_f1")
+
+
+@pytest.fixture(scope="module")
+def eval_dataset(tmp_path_factory) -> Path:
+    """Thirty small synthetic photos (several vehicles, so a vehicle split has two sides)."""
+    from index.synth import synthesize_labelme
+
+    root = tmp_path_factory.mktemp("eval_data")
+    synthesize_labelme(root, 30, size=(640, 480), seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory) -> Path:
+    """Another tiny random DINOv2 (other weights), to compare two embedders."""
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    path = tmp_path_factory.mktemp("models2") / "tiny-dinov2-b"
+    torch.manual_seed(1)
+    config = Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                          num_attention_heads=2, intermediate_size=64)
+    Dinov2Model(config).save_pretrained(path)
+    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def config(eval_dataset, tiny_dinov2):
+    from index.config import load_config
+
+    return with_root(load_config(VEHICLE_CONFIG), eval_dataset, **{"embedder.model": str(tiny_dinov2)})
+
+
+@pytest.fixture(scope="module")
+def run(config, tiny_dinov2, second_model, tmp_path_factory):
+    base = tmp_path_factory.mktemp("eval_run")
+    calls: list[int] = []
+    totals: list[int] = []
+    result = evaluate_retrieval(
+        config, strategies="default,image", embedders=[str(tiny_dinov2), str(second_model)], k=3,
+        run_dir=base / "run", cache_dir=base / "cache", progress=calls.append, total=totals.append,
+    )
+    return result, base, sum(calls), totals
+
+
+def test_rows_compare_strategies_and_embedders(run, tiny_dinov2, second_model):
+    result, _, _, _ = run
+    rows = result["rows"]
+    assert [(r["strategy"], r["embedder"]) for r in rows] == [
+        ("default", str(tiny_dinov2)), ("image", str(tiny_dinov2)),
+        ("default", str(second_model)), ("image", str(second_model)),
+    ]
+    for row in rows:
+        for key in METRICS:
+            assert 0.0 <= row[key] <= 1.0
+        assert row["precision_at_k"] <= row["hit_at_k"]
+        assert row["queries"] > 0 and row["index_nodes"] > 0 and row["seconds"] >= 0 and not row["cached"]
+        assert row["per_label"] and row["confusion"]["labels"]
+        assert sum(map(sum, row["confusion"]["matrix"])) == row["queries"]
+    default, image = rows[0], rows[1]
+    assert default["kind"] == "region" and image["kind"] == "image"
+    split = result["split"]
+    assert split["shared_groups"] == 0 and split["train_images"] + split["test_images"] == 30
+    assert image["index_nodes"] == split["train_images"]
+    assert image["queries"] + image["unlabelled_skipped"] == split["test_images"]
+    # One region node per train defect group; the same test regions for both embedders, paired.
+    assert rows[0]["queries"] == rows[2]["queries"]
+    assert {c["strategy"] for c in result["comparisons"]} == {"default", "image"}
+    for comparison in result["comparisons"]:
+        low, high = comparison["ci95"]
+        assert low <= comparison["difference"] <= high
+    assert result["best"]["strategy"] == "default"  # chosen among region rows
+
+
+def test_outputs_are_written(run):
+    result, base, _, _ = run
+    out = base / "run"
+    for name in ("retrieval.json", "retrieval.md", "retrieval_queries.jsonl", "metrics.png", "confusion.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((out / "retrieval.json").read_text())
+    assert [r["map"] for r in saved["rows"]] == [r["map"] for r in result["rows"]]
+    markdown = (out / "retrieval.md").read_text()
+    assert "| strategy |" in markdown and "| default |" in markdown and "| image |" in markdown
+    assert "Best row by map among region rows" in markdown and "Confusion matrix" in markdown
+
+
+def test_queries_never_retrieve_test_photos(run):
+    result, base, photos, totals = run
+    test_images = result["split"]["test_images"]
+    lines = [json.loads(line) for line in (base / "run" / "retrieval_queries.jsonl").read_text().splitlines()]
+    assert len(lines) == sum(r["queries"] for r in result["rows"])
+    query_images = {q["image_id"] for q in lines}
+    assert len(query_images) <= test_images
+    for query in lines:
+        assert query["top"] and len(query["top"]) <= 3
+        assert not {hit["image_id"] for hit in query["top"]} & query_images
+    assert totals == [photos] and photos == 4 * 30  # every photo of every row, once
+
+
+def test_rerun_reuses_the_cached_indexes(run, config, tiny_dinov2):
+    result, base, _, _ = run
+    again = evaluate_retrieval(config, strategies="default,image", embedders=[str(tiny_dinov2)], k=3,
+                               run_dir=base / "rerun", cache_dir=base / "cache", plots=False)
+    assert all(r["cached"] for r in again["rows"])
+    for before, after in zip(result["rows"][:2], again["rows"], strict=True):
+        assert {k: after[k] for k in METRICS} == {k: before[k] for k in METRICS}
+    opened = list((base / "cache").glob("default__*/index/manifest.json"))
+    assert opened  # a regular index: DamageIndex.open reads it
+    from index.search import DamageIndex, index_info
+
+    assert index_info(opened[0].parent)["nodes_by_kind"].keys() == {"region"}
+    assert DamageIndex.open(opened[0].parent).store.count() == result["rows"][0]["index_nodes"]
+
+
+def test_strategy_names():
+    assert parse_strategy("default").kind == "region"
+    margin = parse_strategy("margin=1.0+no-merge")
+    assert dict(margin.overrides) == {"context_margin": 1.0, "merge_distance": 0.0}
+    assert parse_strategy("tile=2x3").overrides == (("tile_grid", (2, 3)),)
+    assert parse_strategy("image").kind == "image"
+    assert [s.name for s in parse_strategies("default, margin=0.25,default,tile")] == ["default", "margin=0.25", "tile"]
+    for bad in ("bogus", "margin=abc", "margin=-1", "tile=3", ""):
+        with pytest.raises(EvaluationError):
+            parse_strategies(bad)
+
+
+def _cli_wired() -> bool:
+    from index.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return "eval" in sub.choices
+
+
+def test_command_line_json(run, eval_dataset, tiny_dinov2, capsys):
+    _, base, _, _ = run
+    argv = ["--config", str(VEHICLE_CONFIG), "--dataset", str(eval_dataset), "--embedder", str(tiny_dinov2),
+            "--strategies", "default", "-k", "3", "--out", str(base / "cli"), "--cache-dir", str(base / "cache"),
+            "--no-plots", "--json"]
+    if _cli_wired():
+        done = subprocess.run([sys.executable, "-m", "index", "eval", *argv], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        stdout = done.stdout
+    else:
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        add_eval_arguments(parser)
+        assert cmd_eval(parser.parse_args(argv)) == 0
+        stdout = capsys.readouterr().out
+    result = json.loads(stdout)
+    (row,) = result["rows"]
+    assert row["strategy"] == "default" and row["embedder"] == str(tiny_dinov2)
+    assert all(key in row for key in (*METRICS, "queries", "index_nodes", "seconds"))
+    assert (base / "cli" / "retrieval.md").is_file()
