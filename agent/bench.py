@@ -96,7 +96,7 @@ def run_benchmark(queries: int = 30, regions: int = 10_000, workdir: Path | None
     work = Path(workdir or tempfile.mkdtemp(prefix="agent-bench-"))
     data = work / "photos"
     if not any(data.glob("*.json")):
-        synthesize_labelme(data, 16, size=(1600, 1200), seed=3)
+        synthesize_labelme(data, 16, size=(4000, 3000), seed=3)  # the user's 12 MP photos
     model = _tiny_dinov2(work / "tiny-dinov2")
     project = Path(__file__).resolve().parent.parent
     config = apply_overrides(load_config(project / "configs" / "vehicle_damage.yaml"), {

@@ -217,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="Write a self-contained HTML page of the trace here.")
     p.set_defaults(func=cmd_trace)
 
+    from agent.evaluation import add_eval_arguments, cmd_eval
+
+    p = sub.add_parser("eval", help="Score zero-shot / rag / agentic answers against the annotations.")
+    add_eval_arguments(p)
+    p.set_defaults(func=cmd_eval)
+
     from agent.bench import add_bench_arguments, cmd_bench
 
     p = sub.add_parser("bench", help="Per-query time this project adds around the model (fake server).")
