@@ -52,24 +52,58 @@ def image_signature(record: ImageRecord, crops: list[RegionCrop], dataset: str) 
     return digest.hexdigest()
 
 
+class _ModelLoader:
+    """Loads the embedder in a background thread, so reading and decoding need not wait for it."""
+
+    def __init__(self, config: DomainConfig, embedder: Any = None) -> None:
+        self.config = config
+        self._embedder = embedder
+        self._future: Future | None = None
+
+    def start(self) -> None:
+        """Begin loading (once)."""
+        if self._embedder is None and self._future is None:
+            from index.embedders import load_embedder
+
+            loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-embedder")
+            self._future = loader.submit(load_embedder, self.config.embedder)
+            loader.shutdown(wait=False)
+
+    def ready(self) -> bool:
+        """Whether the embedder is loaded (or failed to)."""
+        return self._embedder is not None or (self._future is not None and self._future.done())
+
+    def get(self) -> Any:
+        """The embedder, waiting for it if needed (re-raises a loading error)."""
+        if self._embedder is None:
+            self.start()
+            assert self._future is not None
+            self._embedder = self._future.result()
+        return self._embedder
+
+
 class _Batcher:
     """Collects rendered photos and embeds their crops in batches."""
 
-    def __init__(self, embedder: Any, store: Any, dataset: str, batch_size: int) -> None:
-        self.embedder, self.store, self.dataset = embedder, store, dataset
+    def __init__(self, model: _ModelLoader, store: Any, dataset: str, batch_size: int) -> None:
+        self.model, self.store, self.dataset = model, store, dataset
         self.batch_size = batch_size
         self.pending: list[tuple[str, str, list[RenderedCrop]]] = []  # (image id, signature, crops)
         self.done: list[tuple[str, str, list[str]]] = []
+        self.threads: _EmbedThreads | None = None
 
     def add(self, image_id: str, signature: str, rendered: list[RenderedCrop]) -> None:
         self.pending.append((image_id, signature, rendered))
-        if sum(len(r) for _, _, r in self.pending) >= self.batch_size:
+        if self.model.ready() and sum(len(r) for _, _, r in self.pending) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
         crops = [c for _, _, rendered in self.pending for c in rendered]
         if crops:
-            vectors = self.embedder.embed_images([c.image for c in crops])
+            embedder = self.model.get()
+            if self.threads is not None:
+                self.threads.apply()
+            vectors = embedder.embed_images([c.image for c in crops])
             nodes = []
             for rendered, vector in zip(crops, vectors, strict=True):
                 node = rendered.crop.to_image_node(self.dataset, image_path=rendered.relative_path)
@@ -79,6 +113,32 @@ class _Batcher:
         for image_id, signature, rendered in self.pending:
             self.done.append((image_id, signature, [c.crop.node_id for c in rendered]))
         self.pending = []
+
+
+class _EmbedThreads:
+    """Give torch the cores the decode threads leave (it competes with them otherwise)."""
+
+    def __init__(self, workers: int) -> None:
+        self.threads = max(1, (os.cpu_count() or 1) - workers)
+        self.previous: int | None = None
+
+    def __enter__(self) -> _EmbedThreads:
+        return self
+
+    def apply(self) -> None:
+        """Limit torch's threads (once), when the embedder runs on torch."""
+        import sys
+
+        torch = sys.modules.get("torch")
+        if torch is not None and self.previous is None:
+            self.previous = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            import torch
+
+            torch.set_num_threads(self.previous)
 
 
 def _model_files(config: DomainConfig) -> dict[str, Any] | None:
@@ -172,20 +232,22 @@ def build_index(
         EmbedderError: If the embedder cannot be loaded.
         AdapterError: If the dataset cannot be read at all.
     """
-    from index.embedders import load_embedder
     from index.vector_store import FaissNodeStore
 
     started = time.perf_counter()
     index_dir = Path(index_dir or config.index.dir)
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     recover(index_dir)
-    scan, crops = plan_dataset(config, limit=limit, seed=seed)
+    staging = staging_dir(index_dir)
+    model = _ModelLoader(config, embedder)
     info = embedder.info if embedder is not None else _recorded_info(index_dir, config)
     if info is None:
-        embedder = load_embedder(config.embedder)
-        info = embedder.info
-    staging = staging_dir(index_dir)
-    base, store, resuming, rebuilt = _load_base(index_dir, staging, info.fingerprint, config)
+        model.start()  # loads while the dataset is read (and, for a first build, decoded)
+    scan, crops = plan_dataset(config, limit=limit, seed=seed)
+    fresh = not (index_dir / MANIFEST).is_file() and not (staging / MANIFEST).is_file()
+    if info is None and not fresh:
+        info = model.get().info  # an existing index: its fingerprint decides what is reusable
+    base, store, resuming, rebuilt = (None, None, False, None) if fresh else _load_base(index_dir, staging, info.fingerprint, config)
     previous: dict[str, dict[str, Any]] = dict(base["images"]) if base else {}
     store = store or FaissNodeStore(config=config.index)
 
@@ -207,8 +269,7 @@ def build_index(
 
     build_issues: list[Issue] = []
     if not up_to_date:
-        if embedder is None:
-            embedder = load_embedder(config.embedder)
+        model.start()
         if not resuming:
             shutil.rmtree(staging, ignore_errors=True)
         (staging / CROPS).mkdir(parents=True, exist_ok=True)
@@ -219,7 +280,7 @@ def build_index(
         store.delete_nodes(stale)
         if total:
             total(len(plan))
-        batcher = _Batcher(embedder, store, config.name, max(1, config.embedder.batch_size))
+        batcher = _Batcher(model, store, config.name, max(1, config.embedder.batch_size))
         images_state = dict(kept)
 
         def checkpoint(complete: bool) -> None:
@@ -232,16 +293,18 @@ def build_index(
                 }
             batcher.done = []
             store.persist(staging)
-            write_json(staging / MANIFEST, _manifest(config, info, images_state, crops_by_image, complete, started))
+            write_json(staging / MANIFEST, _manifest(config, model.get().info, images_state, crops_by_image, complete, started))
 
         workers = workers or os.cpu_count() or 1
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        threads = batcher.threads = _EmbedThreads(workers)
+        with threads, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
             window: deque[tuple[ImageRecord, str, Future]] = deque()
             queue = iter(plan)
             processed = 0
             try:
                 while True:
-                    while len(window) < 2 * workers:
+                    # While the model loads, decode further ahead (rendered crops are small).
+                    while len(window) < (2 if model.ready() else 8) * workers:
                         nxt = next(queue, None)
                         if nxt is None:
                             break
@@ -271,6 +334,7 @@ def build_index(
     else:
         images_state = kept
 
+    info = info if up_to_date else model.get().info
     report = _report(config, scan, crops_by_image, images_state, build_issues, info, store, started,
                      embedded=len(plan) - len(build_issues), reused=len(kept), removed=len(stale), rebuilt=rebuilt,
                      up_to_date=up_to_date)

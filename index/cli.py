@@ -281,12 +281,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
+    from index.bench import add_bench_arguments
+
+    p = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs naive baseline vs decode floor.")
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
+
     from index.evaluation import add_eval_arguments, cmd_eval
 
     p = sub.add_parser("eval", help="Retrieval evaluation: region strategies x embedders on a vehicle-grouped split.")
     add_eval_arguments(p)
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the indexing benchmark and print its table (or JSON)."""
+    from index.bench import BenchError, format_table, run_benchmark
+
+    try:
+        result = run_benchmark(args, progress=lambda message: console.print(message, highlight=False))
+    except BenchError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
+    return 0
 
 
 def _domain_errors() -> tuple[type[Exception], ...]:

@@ -21,17 +21,23 @@ def label_colour(index: int) -> tuple[int, int, int]:
 
 
 def cut_crop(
-    photo: Image.Image, crop_box: Sequence[float], output_size: tuple[int, int], photo_scale: float = 1.0
+    photo: Image.Image,
+    crop_box: Sequence[float],
+    output_size: tuple[int, int],
+    photo_scale: float | tuple[float, float] = 1.0,
 ) -> Image.Image:
     """Cut ``crop_box`` (full-resolution source pixels) out of a decoded photo and resize it.
 
     Args:
-        photo: The decoded photo, possibly decoded at reduced scale.
+        photo: The decoded photo, possibly decoded or reduced at a smaller scale.
         crop_box: x0, y0, x1, y1 in full-resolution pixels.
         output_size: Width and height of the result.
-        photo_scale: Size of ``photo`` relative to the full-resolution image.
+        photo_scale: Size of ``photo`` relative to the full-resolution image, one factor or
+            (x, y) when rounding made the two axes differ.
     """
-    box = tuple(v * photo_scale for v in crop_box)
+    sx, sy = photo_scale if isinstance(photo_scale, tuple) else (photo_scale, photo_scale)
+    x0, y0, x1, y1 = crop_box
+    box = (max(0.0, x0 * sx), max(0.0, y0 * sy), min(photo.width, x1 * sx), min(photo.height, y1 * sy))
     return photo.resize(output_size, Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
 
 

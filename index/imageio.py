@@ -164,8 +164,8 @@ def decode_image(
             img.draft("RGB", (max(1, int(img.width * min_scale)), max(1, int(img.height * min_scale))))
         img.load()
         scale = img.width / full_width
-        if exif_transpose:
-            img = ImageOps.exif_transpose(img)
+        if exif_transpose and int(img.getexif().get(EXIF_ORIENTATION, 1) or 1) != 1:
+            img = ImageOps.exif_transpose(img)  # copies: only when there is something to rotate
         return to_rgb(img), scale
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None

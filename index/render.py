@@ -80,8 +80,17 @@ def render_photo(
     except ImageReadError as exc:
         return Issue(str(record.image_path), "corrupt_image", f"{exc}.")
     out = []
+    reduced: dict[int, tuple[Image.Image, tuple[float, float]]] = {
+        1: (photo, (photo.width / record.width, photo.height / record.height))}
     for crop in crops:
-        image = cut_crop(photo, crop.crop_box, crop.output_size, scale)
+        # Cut small outputs (the 1024 px whole-image node) from a box-reduced copy of the
+        # photo: resampling 12 MP down to 1 MP directly costs several times more.
+        factor = max(1, int(scale / needed_scale([crop]))) if needed_scale([crop]) > 0 else 1
+        if factor not in reduced:
+            small = photo.reduce(factor)
+            reduced[factor] = (small, (small.width / record.width, small.height / record.height))
+        source, source_scale = reduced[factor]
+        image = cut_crop(source, crop.crop_box, crop.output_size, source_scale)
         relative = crop_file_name(crop, signature)
         if index_dir is not None:
             target = index_dir / relative
