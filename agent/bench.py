@@ -28,18 +28,6 @@ ANSWER = {"damage_detected": True, "answer": "Sí, hay un arañazo.", "examples_
                         "bbox_2d": [100, 100, 300, 300], "evidence": "light line"}]}
 
 
-def _tiny_dinov2(path: Path) -> Path:
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-
-    if not (path / "config.json").is_file():
-        torch.manual_seed(0)
-        Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                 num_attention_heads=2, intermediate_size=64)).save_pretrained(path)
-        BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
-
-
 def _grow(index: Any, regions: int, seed: int = 0) -> int:
     """Add clones of the index's region nodes (random unit vectors) until it holds ``regions``."""
     from llama_index.core.schema import ImageNode
@@ -90,6 +78,7 @@ def run_benchmark(queries: int = 30, regions: int = 10_000, workdir: Path | None
     from agent.fake_server import FakeOpenAIServer
     from index.build import build_index
     from index.config import apply_overrides, load_config
+    from index.embedders.tiny import save_tiny_dinov2
     from index.search import DamageIndex
     from index.synth import synthesize_labelme
 
@@ -97,7 +86,7 @@ def run_benchmark(queries: int = 30, regions: int = 10_000, workdir: Path | None
     data = work / "photos"
     if not any(data.glob("*.json")):
         synthesize_labelme(data, 16, size=(4000, 3000), seed=3)  # the user's 12 MP photos
-    model = _tiny_dinov2(work / "tiny-dinov2")
+    model = save_tiny_dinov2(work / "tiny-dinov2")
     project = Path(__file__).resolve().parent.parent
     config = apply_overrides(load_config(project / "configs" / "vehicle_damage.yaml"), {
         "dataset.root": str(data), "embedder.model": str(model), "agent.traces_dir": str(work / "traces"),

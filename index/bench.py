@@ -270,22 +270,10 @@ def ensure_dataset(root: Path, n: int, size: tuple[int, int], seed: int, grain: 
 
 
 def ensure_tiny_model(path: Path) -> Path:
-    """A tiny random DINOv2 saved like a real one (the tests' recipe); reused when present."""
-    if (path / "config.json").is_file() and (path / "preprocessor_config.json").is_file() and any(path.glob("*.safetensors")):
-        return path
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    """A tiny random DINOv2 saved like a real one; reused when present."""
+    from index.embedders.tiny import save_tiny_dinov2
 
-    torch.manual_seed(0)
-    config = Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                          num_attention_heads=2, intermediate_size=64)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    Dinov2Model(config).save_pretrained(tmp)
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.replace(path)
-    return path
+    return save_tiny_dinov2(path)
 
 
 # --------------------------------------------------------------------------------------------

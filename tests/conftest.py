@@ -90,16 +90,9 @@ def with_root(config, root: Path, **overrides):
 @pytest.fixture(scope="session")
 def tiny_dinov2(tmp_path_factory) -> Path:
     """A tiny random DINOv2 saved like a real one (config, weights, image processor)."""
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    from index.embedders.tiny import save_tiny_dinov2
 
-    path = tmp_path_factory.mktemp("models") / "tiny-dinov2"
-    torch.manual_seed(0)
-    config = Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                          num_attention_heads=2, intermediate_size=64)
-    Dinov2Model(config).save_pretrained(path)
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
+    return save_tiny_dinov2(tmp_path_factory.mktemp("models") / "tiny-dinov2")
 
 
 @pytest.fixture(scope="session")

@@ -115,14 +115,9 @@ def test_interrupted_build_keeps_the_old_index_and_resumes(config, dataset, tmp_
 
 
 def test_other_embedder_rebuilds_and_is_refused_at_query_time(config, tmp_path, tiny_dinov2):
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    from index.embedders.tiny import save_tiny_dinov2
 
-    other = tmp_path / "other-dinov2"
-    torch.manual_seed(99)
-    Dinov2Model(Dinov2Config(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=1,
-                             num_attention_heads=2, intermediate_size=64)).save_pretrained(other)
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(other)
+    other = save_tiny_dinov2(tmp_path / "other-dinov2", seed=99, hidden_size=48, layers=1)
     out = tmp_path / "index"
     build_index(config, index_dir=out, limit=3)
     with pytest.raises(EmbedderMismatchError, match="not comparable"):

@@ -35,16 +35,9 @@ def eval_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def second_model(tmp_path_factory) -> Path:
     """Another tiny random DINOv2 (other weights), to compare two embedders."""
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    from index.embedders.tiny import save_tiny_dinov2
 
-    path = tmp_path_factory.mktemp("models2") / "tiny-dinov2-b"
-    torch.manual_seed(1)
-    config = Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                          num_attention_heads=2, intermediate_size=64)
-    Dinov2Model(config).save_pretrained(path)
-    BitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
+    return save_tiny_dinov2(tmp_path_factory.mktemp("models2") / "tiny-dinov2-b", seed=1, layers=1)
 
 
 @pytest.fixture(scope="module")
