@@ -19,7 +19,7 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 #: images and to queries, because image-to-image retrieval is symmetric; it is worded so that it
 #: also reads sensibly in front of a text query.
 DEFAULT_INSTRUCTION = (
-    "Represent the vehicle damage shown in the input for retrieving similar damage examples."
+    "Represent what the input shows for retrieving similar labelled examples."
 )
 
 #: Qwen3-VL-Embedding's own per-image pixel ceiling (1800 merged 32x32 patches).
