@@ -2,7 +2,9 @@
 
 Each photo is decoded once, at the least JPEG scale its crops need, by a pool of worker
 threads (Pillow releases the GIL while decoding), while the main thread embeds batches of
-crops; at most ``2 × workers`` decoded photos are in flight. Unchanged photos (same pixel
+crops. A worker holds one decoded photo at a time and hands back only its small crops, and
+at most ``4 × workers`` photos' crops wait to be embedded (``8 ×`` while the model is still
+loading in the background), so memory stays bounded. Unchanged photos (same pixel
 signature, same planned nodes) are reused; vanished ones are dropped. Work happens in a
 staging directory with periodic checkpoints and is swapped in at the end (see
 :mod:`index.storage`).
@@ -304,7 +306,7 @@ def build_index(
             try:
                 while True:
                     # While the model loads, decode further ahead (rendered crops are small).
-                    while len(window) < (2 if model.ready() else 8) * workers:
+                    while len(window) < (4 if model.ready() else 8) * workers:
                         nxt = next(queue, None)
                         if nxt is None:
                             break
