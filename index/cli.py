@@ -310,13 +310,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _domain_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix, printed as one line."""
     from index.embedders import EmbedderError
+    from index.imageio import ImageReadError
     from index.search import EmbedderMismatchError
     from index.storage import IndexNotFoundError
     from index.taxonomy import UnknownLabelError
     from index.vector_store import FilterError, VectorStoreFileError
 
     return (EmbedderError, EmbedderMismatchError, IndexNotFoundError, UnknownLabelError,
-            VectorStoreFileError, FilterError)
+            VectorStoreFileError, FilterError, ImageReadError)
 
 
 def main(argv: list[str] | None = None) -> int:

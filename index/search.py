@@ -69,8 +69,10 @@ def load_query_image(image: str | Path | bytes | Image.Image, max_side: int = QU
             img.draft("RGB", (max_side, max_side))
             img = to_rgb(ImageOps.exif_transpose(img))
         else:
-            with Image.open(image) as probe:
-                full = max(probe.size)
+            from index.imageio import read_header
+
+            header = read_header(Path(image))  # ImageReadError names the file if it is no image
+            full = max(header.width, header.height)
             img, _ = decode_image(Path(image), min_scale=min(1.0, max_side / full))
     if max(img.size) > max_side:
         scale = max_side / max(img.size)

@@ -84,3 +84,16 @@ def test_build_info_search_cli(tmp_path, synth_dataset, tiny_dinov2):
         assert "dent" in hit["labels"] and Path(hit["crop_path"]).is_file()
     unknown = run("search", "--out", str(out), "--image", str(photo), "--label", "rust", check=False)
     assert unknown.returncode == 2 and "Unknown label 'rust'" in unknown.stderr
+
+
+def test_search_with_a_corrupt_query_photo_is_one_line(tmp_path, synth_dataset, tiny_dinov2):
+    from index.build import build_index
+    from index.config import apply_overrides, load_config
+
+    out = tmp_path / "index"
+    config = apply_overrides(load_config(VEHICLE_CONFIG), {"dataset.root": str(synth_dataset), "embedder.model": str(tiny_dinov2)})
+    build_index(config, index_dir=out, limit=2)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a photo")
+    result = run("search", "--out", str(out), "--image", str(bad), check=False)
+    assert result.returncode == 2 and "bad.jpg" in result.stderr and "Traceback" not in result.stderr
