@@ -124,9 +124,6 @@ class _EmbedThreads:
         self.threads = max(1, (os.cpu_count() or 1) - workers)
         self.previous: int | None = None
 
-    def __enter__(self) -> _EmbedThreads:
-        return self
-
     def apply(self) -> None:
         """Limit torch's threads (once), when the embedder runs on torch."""
         import sys
@@ -136,7 +133,8 @@ class _EmbedThreads:
             self.previous = torch.get_num_threads()
             torch.set_num_threads(self.threads)
 
-    def __exit__(self, *exc: object) -> None:
+    def restore(self) -> None:
+        """Give torch its threads back."""
         if self.previous is not None:
             import torch
 
@@ -299,36 +297,15 @@ def build_index(
 
         workers = workers or os.cpu_count() or 1
         threads = batcher.threads = _EmbedThreads(workers)
-        with threads, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-            window: deque[tuple[ImageRecord, str, Future]] = deque()
-            queue = iter(plan)
-            processed = 0
-            try:
-                while True:
-                    # While the model loads, decode further ahead (rendered crops are small).
-                    while len(window) < (4 if model.ready() else 8) * workers:
-                        nxt = next(queue, None)
-                        if nxt is None:
-                            break
-                        record, mine, signature = nxt
-                        window.append((record, signature, pool.submit(render_photo, record, mine, signature, staging)))
-                    if not window:
-                        break
-                    record, signature, future = window.popleft()
-                    result = future.result()
-                    if isinstance(result, Issue):
-                        build_issues.append(result)
-                    else:
-                        batcher.add(record.image_id, signature, result)
-                    processed += 1
-                    if progress:
-                        progress(1)
-                    if processed % checkpoint_every == 0:
-                        checkpoint(complete=False)
-            finally:
-                for _, _, future in window:
-                    future.cancel()
-        checkpoint(complete=True)
+        try:
+            _render_and_embed(plan, staging, workers, model, batcher, build_issues, checkpoint, checkpoint_every, progress)
+            checkpoint(True)
+        except Exception:
+            if not (staging / MANIFEST).is_file():  # nothing resumable: leave no debris
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            threads.restore()
         live = {name for state in images_state.values() for name in state["crops"]}
         for path in (staging / CROPS).iterdir():
             if f"{CROPS}/{path.name}" not in live:
@@ -347,6 +324,42 @@ def build_index(
     report["index_dir"] = str(index_dir)
     logger.info("index at %s: %s", index_dir, report["nodes_by_kind"])
     return report
+
+
+def _render_and_embed(plan: list[tuple[ImageRecord, list[RegionCrop], str]], staging: Path, workers: int,
+                      model: _ModelLoader, batcher: _Batcher, build_issues: list[Issue],
+                      checkpoint: Callable[[bool], None], checkpoint_every: int,
+                      progress: Callable[[int], None] | None) -> None:
+    """Decode photos in a thread pool (in order, a bounded window ahead) and embed their crops."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        window: deque[tuple[ImageRecord, str, Future]] = deque()
+        queue = iter(plan)
+        processed = 0
+        try:
+            while True:
+                # While the model loads, decode further ahead (rendered crops are small).
+                while len(window) < (4 if model.ready() else 8) * workers:
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        break
+                    record, mine, signature = nxt
+                    window.append((record, signature, pool.submit(render_photo, record, mine, signature, staging)))
+                if not window:
+                    break
+                record, signature, future = window.popleft()
+                result = future.result()
+                if isinstance(result, Issue):
+                    build_issues.append(result)
+                else:
+                    batcher.add(record.image_id, signature, result)
+                processed += 1
+                if progress:
+                    progress(1)
+                if processed % checkpoint_every == 0:
+                    checkpoint(False)
+        finally:
+            for _, _, future in window:
+                future.cancel()
 
 
 def _counts(images_state: dict[str, Any], crops_by_image: dict[str, list[RegionCrop]]) -> dict[str, Any]:

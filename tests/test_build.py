@@ -155,3 +155,13 @@ def test_query_embedder_info_matches_manifest(config, tmp_path):
     index = DamageIndex.open(out, embedder=embedder)
     vector = index.embed(next(config.dataset.root.glob("*.jpg")))
     assert vector.shape == (32,) and np.isclose(np.linalg.norm(vector), 1.0, atol=1e-4)
+
+
+def test_missing_embedder_leaves_no_index_and_no_debris(config, tmp_path):
+    from index.embedders import EmbedderError
+
+    out = tmp_path / "index"
+    broken = apply_overrides(config, {"embedder.model": str(tmp_path / "no-such-model")})
+    with pytest.raises(EmbedderError, match="no-such-model"):
+        build_index(broken, index_dir=out)
+    assert not out.exists() and not (tmp_path / "index.staging").exists()
