@@ -34,7 +34,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ from index.config import DomainConfig, apply_overrides, load_config
 logger = logging.getLogger(__name__)
 
 MODES = ("zero-shot", "rag", "agentic")
-DEFAULT_QUESTION = "Inspect this vehicle photo. Which types of damage are visible and where?"
+DEFAULT_QUESTION = "Inspect this {subject} photo. Which of the listed damage types are visible, and where?"
 DEFAULT_CONFIG = "configs/vehicle_damage.yaml"
 EVAL_ROOT = Path("outputs/eval")
 
@@ -79,7 +79,7 @@ class EvalOptions:
     model: str | None = None
     n: int = 100
     modes: tuple[str, ...] = MODES
-    question: str = DEFAULT_QUESTION
+    question: str | None = None  # default: DEFAULT_QUESTION with the config's subject
     test_fraction: float = 0.2
     seed: int = 0
     concurrency: int = 4
@@ -220,6 +220,8 @@ def run_evaluation(options: EvalOptions, *, embedder: Any = None, progress: Prog
     base = apply_overrides(base, {"model.model": options.model})
     run_dir = Path(options.out) if options.out else default_run_dir(base, options)
     config = _load_config(base, options, run_dir)
+    if not options.question:
+        options = replace(options, question=DEFAULT_QUESTION.format(subject=config.subject))
     scan = read_dataset(config)
     if not scan.records:
         raise EvalError(f"No usable annotated photos in {config.dataset.root}.")
@@ -348,7 +350,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=100, help="Test photos to ask about (default %(default)s).")
     parser.add_argument("--modes", default=",".join(MODES),
                         help="Comma-separated modes to compare (default %(default)s).")
-    parser.add_argument("--question", default=DEFAULT_QUESTION, help="The question asked about every photo.")
+    parser.add_argument("--question", help="The question asked about every photo (default: "
+                        f"{DEFAULT_QUESTION!r} with the config's subject).")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="Share of photos (whole vehicles) on the test side (default %(default)s).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the split, the sample and the bootstrap.")

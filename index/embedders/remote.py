@@ -160,25 +160,14 @@ class RemoteEmbedder(VisualEmbedder):
                 time.sleep(min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1)))
             try:
                 response = self._client.post(self._url, json=payload)
+                retryable = response.status_code == 429 or response.status_code >= 500
+                if retryable:
+                    problem = f"HTTP {response.status_code}: {response.text[:200]}"
             except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                logger.warning(
-                    "Embedding request to %s failed (%s); attempt %d/%d",
-                    self._url,
-                    problem,
-                    attempt + 1,
-                    retries + 1,
-                )
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                logger.warning(
-                    "Embedding request to %s failed (%s); attempt %d/%d",
-                    self._url,
-                    problem,
-                    attempt + 1,
-                    retries + 1,
-                )
+                retryable, problem = True, f"{type(exc).__name__}: {exc}"
+            if retryable:
+                logger.warning("Embedding request to %s failed (%s); attempt %d/%d",
+                               self._url, problem, attempt + 1, retries + 1)
                 continue
             if response.status_code >= 400:
                 raise EmbedderError(
