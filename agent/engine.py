@@ -29,7 +29,6 @@ from agent.protocol import (
     has_hermes_call,
     is_tool_choice_rejection,
     parse_hermes,
-    strip_hermes,
     tool_response_text,
     tools_for_prompt,
 )
@@ -351,8 +350,6 @@ class _Run:
                     messages.append(ChatMessage(role="user", blocks=[
                         TextBlock(text="Images returned by the tool calls above (examples with their annotated region outlined):"),
                         *images]))
-            if strip_hermes(text) and not hermes:
-                logger.debug("model text alongside tool calls: %s", text[:200])
 
     async def report(self, text: str, messages: list[Any], question: str, size: tuple[int, int], ctx: Any,
                      started: float) -> DamageReport:

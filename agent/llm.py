@@ -153,15 +153,6 @@ def _error_text(exc: Any) -> str:
     return str(getattr(exc, "message", exc))
 
 
-def fit_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
-    """``image`` downscaled (never upscaled) so width × height ≤ ``max_pixels``."""
-    pixels = image.width * image.height
-    if pixels <= max_pixels:
-        return image
-    scale = (max_pixels / pixels) ** 0.5
-    return image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.Resampling.LANCZOS)
-
-
 def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:
     """JPEG encoding of an RGB image, for an ``ImageBlock``."""
     buffer = io.BytesIO()

@@ -50,11 +50,6 @@ def has_hermes_call(text: str | None) -> bool:
     return bool(text) and "<tool_call>" in text
 
 
-def strip_hermes(text: str) -> str:
-    """The text with its tool-call blocks removed."""
-    return _TOOL_CALL.sub("", text or "").strip()
-
-
 def tools_for_prompt(tools: list[Any]) -> str:
     """The tools' OpenAI schemas, one JSON per line, for the hermes system prompt."""
     return "\n".join(json.dumps(tool.metadata.to_openai_tool(), ensure_ascii=False) for tool in tools)

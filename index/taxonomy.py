@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -156,12 +155,3 @@ class LabelTaxonomy(BaseModel):
     def label_keys(self) -> list[str]:
         """The label keys in taxonomy order."""
         return [label.key for label in self.labels]
-
-    def resolve_many(self, texts: Iterable[str]) -> list[Label]:
-        """Resolve several label strings, keeping order and dropping repeats."""
-        out: list[Label] = []
-        for text in texts:
-            label = self.resolve(text)
-            if label not in out:
-                out.append(label)
-        return out
