@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="Write a self-contained HTML page of the trace here.")
     p.set_defaults(func=cmd_trace)
 
-    from agent.evaluation import add_eval_arguments, cmd_eval
+    from agent.evaluation.run import add_eval_arguments, cmd_eval
 
     p = sub.add_parser("eval", help="Score zero-shot / rag / agentic answers against the annotations.")
     add_eval_arguments(p)

@@ -24,7 +24,8 @@ from typing import Any
 
 from agent.llm import ModelClient, ModelRequestRejected, jpeg_bytes
 from agent.prompts import Prompts, label_lines
-from agent.protocol import (
+from agent.report import AnswerError, DamageReport, answer_schema, parse_answer, to_findings
+from agent.tool_protocol import (
     ToolRequest,
     has_hermes_call,
     is_tool_choice_rejection,
@@ -32,7 +33,6 @@ from agent.protocol import (
     tool_response_text,
     tools_for_prompt,
 )
-from agent.report import AnswerError, DamageReport, answer_schema, parse_answer, to_findings
 from agent.trace import Trace, summarise_messages
 from index.config import DomainConfig, apply_overrides, load_config
 
@@ -128,8 +128,8 @@ class DamageQueryEngine:
         Raises:
             ModelEndpointError: If the endpoint cannot be reached or keeps failing.
         """
+        from index.imaging.query_photo import QueryPhoto
         from tools.context import ToolContext
-        from tools.photo import QueryPhoto
 
         mode = mode or self.config.agent.mode
         if mode not in MODES:

@@ -7,7 +7,7 @@ at most ``4 × workers`` photos' crops wait to be embedded (``8 ×`` while the m
 loading in the background), so memory stays bounded. Unchanged photos (same pixel
 signature, same planned nodes) are reused; vanished ones are dropped. Work happens in a
 staging directory with periodic checkpoints and is swapped in at the end (see
-:mod:`index.storage`).
+:mod:`index.index_dir`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from index.config import DomainConfig
-from index.inspection import plan_dataset
-from index.records import ImageRecord, Issue, issue_list
-from index.regions import RegionCrop
-from index.render import RenderedCrop, crop_file_name, pixel_signature, render_photo
-from index.storage import (
+from index.dataset.records import ImageRecord, Issue, issue_list
+from index.index_dir import (
     BUILD_REPORT,
     CROPS,
     FORMAT_VERSION,
@@ -41,6 +38,9 @@ from index.storage import (
     swap_in,
     write_json,
 )
+from index.inspection import plan_dataset
+from index.regions.cut import RenderedCrop, crop_file_name, pixel_signature, render_photo
+from index.regions.plan import RegionCrop
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _recorded_info(index_dir: Path, config: DomainConfig) -> Any:
 
 def _load_base(index_dir: Path, staging: Path, fingerprint: str, config: DomainConfig):
     """The state to start from: a resumable staging area, the current index, or nothing."""
-    from index.vector_store import FaissNodeStore
+    from index.vector_store.store import FaissNodeStore
 
     for where, resuming in ((staging, True), (index_dir, False)):
         path = where / MANIFEST
@@ -232,7 +232,7 @@ def build_index(
         EmbedderError: If the embedder cannot be loaded.
         AdapterError: If the dataset cannot be read at all.
     """
-    from index.vector_store import FaissNodeStore
+    from index.vector_store.store import FaissNodeStore
 
     started = time.perf_counter()
     index_dir = Path(index_dir or config.index.dir)

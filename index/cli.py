@@ -31,8 +31,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from index.adapters import AdapterError
 from index.config import ConfigError, DomainConfig, apply_overrides, load_config
+from index.dataset.adapters import AdapterError
 
 console = Console(stderr=True, soft_wrap=True)
 DEFAULT_CONFIG = "configs/vehicle_damage.yaml"
@@ -129,7 +129,7 @@ def _print_inspection(report: dict[str, Any]) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write a synthetic dataset in the user's LabelMe layout (or COCO)."""
-    from index.synth import parse_size, synthesize_coco, synthesize_labelme
+    from index.synth.dataset import parse_size, synthesize_coco, synthesize_labelme
 
     try:
         size = parse_size(args.size)
@@ -281,13 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
-    from index.bench import add_bench_arguments
+    from index.bench.indexing import add_bench_arguments
 
     p = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs naive baseline vs decode floor.")
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
 
-    from index.evaluation import add_eval_arguments, cmd_eval
+    from index.evaluation.retrieval import add_eval_arguments, cmd_eval
 
     p = sub.add_parser("eval", help="Retrieval evaluation: region strategies x embedders on a vehicle-grouped split.")
     add_eval_arguments(p)
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the indexing benchmark and print its table (or JSON)."""
-    from index.bench import BenchError, format_table, run_benchmark
+    from index.bench.indexing import BenchError, format_table, run_benchmark
 
     try:
         result = run_benchmark(args, progress=lambda message: console.print(message, highlight=False))
@@ -310,11 +310,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _domain_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix, printed as one line."""
     from index.embedders import EmbedderError
-    from index.imageio import ImageReadError
+    from index.imaging.decode import ImageReadError
+    from index.index_dir import IndexNotFoundError
     from index.search import EmbedderMismatchError
-    from index.storage import IndexNotFoundError
     from index.taxonomy import UnknownLabelError
-    from index.vector_store import FilterError, VectorStoreFileError
+    from index.vector_store.store import FilterError, VectorStoreFileError
 
     return (EmbedderError, EmbedderMismatchError, IndexNotFoundError, UnknownLabelError,
             VectorStoreFileError, FilterError, ImageReadError)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from index.embedders.config import EmbedderConfig
 from index.taxonomy import LabelTaxonomy
-from index.vector_store_config import VectorIndexConfig
+from index.vector_store.config import VectorIndexConfig
 
 NodeKind = Literal["region", "image", "background", "tile"]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from index.config import DomainConfig
-from index.ingest import DatasetScan, read_dataset
-from index.records import issue_list
-from index.regions import RegionCrop, plan_crops
-from index.sampling import stratified_sample
+from index.dataset.ingest import DatasetScan, read_dataset
+from index.dataset.records import issue_list
+from index.dataset.sampling import stratified_sample
+from index.regions.plan import RegionCrop, plan_crops
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def inspect_dataset(
     if limit is not None:
         report["sample"] = [r.image_id for r in scan.records]
     if contact_sheet:
-        from index.contact_sheet import render_contact_sheet
+        from index.regions.contact_sheet import render_contact_sheet
 
         sheet = out_dir / "contact_sheet.png"
         failures = render_contact_sheet(crops, config, sheet)

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from index.imageio import decode_image
-from index.regions import describe
-from index.storage import BUILD_REPORT, read_manifest
+from index.imaging.decode import decode_image
+from index.index_dir import BUILD_REPORT, read_manifest
+from index.regions.plan import describe
 from index.taxonomy import LabelTaxonomy
 
 logger = logging.getLogger(__name__)
@@ -63,13 +63,13 @@ def load_query_image(image: str | Path | bytes | Image.Image, max_side: int = QU
         if isinstance(image, bytes):
             from PIL import ImageOps
 
-            from index.imageio import to_rgb
+            from index.imaging.decode import to_rgb
 
             img = Image.open(io.BytesIO(image))
             img.draft("RGB", (max_side, max_side))
             img = to_rgb(ImageOps.exif_transpose(img))
         else:
-            from index.imageio import read_header
+            from index.imaging.decode import read_header
 
             header = read_header(Path(image))  # ImageReadError names the file if it is no image
             full = max(header.width, header.height)
@@ -106,8 +106,8 @@ class DamageIndex:
             EmbedderError: If the embedder cannot be loaded.
         """
         from index.embedders import EmbedderConfig, load_embedder
-        from index.vector_store import FaissNodeStore
-        from index.vector_store_config import VectorIndexConfig
+        from index.vector_store.config import VectorIndexConfig
+        from index.vector_store.store import FaissNodeStore
 
         index_dir = Path(index_dir)
         manifest = read_manifest(index_dir)
@@ -222,7 +222,7 @@ def index_info(index_dir: str | Path) -> dict[str, Any]:
     Raises:
         IndexNotFoundError: If there is no index there.
     """
-    from index.storage import disk_size
+    from index.index_dir import disk_size
 
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)

@@ -98,7 +98,7 @@ def tiny_dinov2(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory) -> Path:
     """Twelve small synthetic photos in the user's LabelMe layout, all 8 labels present."""
-    from index.synth import synthesize_labelme
+    from index.synth.dataset import synthesize_labelme
 
     root = tmp_path_factory.mktemp("synth")
     synthesize_labelme(root, 12, size=(800, 600), seed=1)

@@ -12,8 +12,8 @@ import pytest
 from conftest import REPO, VEHICLE_CONFIG, with_root
 
 from agent.engine import DamageQueryEngine
-from agent.fake_server import FakeOpenAIServer, Reply
 from agent.llm import ModelEndpointError
+from agent.testing.fake_server import FakeOpenAIServer, Reply
 from agent.trace import list_traces, load_trace
 from index.build import build_index
 from index.config import apply_overrides

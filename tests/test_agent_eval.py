@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import VEHICLE_CONFIG
 
-from agent.eval_scoring import (
+from agent.evaluation.run import EvalOptions, add_eval_arguments, cmd_eval, run_evaluation
+from agent.evaluation.scoring import (
     GroundTruth,
     Prediction,
     TruthRegion,
@@ -28,9 +29,8 @@ from agent.eval_scoring import (
     score_mode,
     set_f1,
 )
-from agent.evaluation import EvalOptions, add_eval_arguments, cmd_eval, run_evaluation
-from agent.fake_server import FakeOpenAIServer, Reply
 from agent.report import DamageReport, Finding, LabelRef
+from agent.testing.fake_server import FakeOpenAIServer, Reply
 from index.config import apply_overrides, load_config
 
 LABELS = ["scratch", "dent", "crack"]
@@ -191,7 +191,7 @@ def responder(body: dict) -> Reply:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from index.synth import synthesize_labelme
+    from index.synth.dataset import synthesize_labelme
 
     root = tmp_path_factory.mktemp("eval_data")
     synthesize_labelme(root, 30, size=(640, 480))

@@ -1,4 +1,4 @@
-"""End to end test of the indexing benchmark (index.bench) at toy scale."""
+"""End to end test of the indexing benchmark (index.bench.indexing) at toy scale."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from index.bench import add_bench_arguments, format_table, run_benchmark
+from index.bench.indexing import add_bench_arguments, format_table, run_benchmark
 
 KEYS = ("pipeline_images_per_s", "naive_images_per_s", "decode_floor_images_per_s", "peak_rss_mb",
         "first_build_s", "rerun_s")
@@ -47,7 +47,7 @@ def test_benchmark_end_to_end(tmp_path, tiny_dinov2):
 
 
 def test_dataset_is_reused(tmp_path):
-    from index.bench import ensure_dataset
+    from index.bench.indexing import ensure_dataset
 
     seconds, reused = ensure_dataset(tmp_path / "d", 2, (320, 240), 0)
     assert not reused and seconds > 0

@@ -1,4 +1,4 @@
-"""Tests of agent.fake_server, and of how the openai client, LlamaIndex's OpenAILike and its
+"""Tests of agent.testing.fake_server, and of how the openai client, LlamaIndex's OpenAILike and its
 FunctionAgent behave against it (real HTTP on 127.0.0.1, nothing mocked).
 
 The tests under "LlamaIndex protocol findings" pin down the facts recorded in
@@ -36,7 +36,7 @@ from llama_index.llms.openai_like import OpenAILike
 from PIL import Image
 from workflows.events import WorkflowFailedEvent
 
-from agent.fake_server import (
+from agent.testing.fake_server import (
     AUTO_TOOL_CHOICE_ERROR,
     FakeOpenAIServer,
     Reply,

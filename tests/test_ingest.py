@@ -11,9 +11,9 @@ import pytest
 from conftest import labelme_json, make_photo, polygon, with_root, write_pair
 from PIL import Image
 
-from index.drawing import cut_crop
-from index.imageio import decode_image
-from index.ingest import read_dataset
+from index.dataset.ingest import read_dataset
+from index.imaging.decode import decode_image
+from index.imaging.drawing import cut_crop
 
 SQUARE = [[100, 100], [200, 100], [200, 200], [100, 200]]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from index import metrics
 from index.config import DatasetConfig, VehicleGrouping
-from index.ingest import assign_vehicle_groups
-from index.records import ImageRecord, Region
-from index.splits import split_by_vehicle
+from index.dataset.ingest import assign_vehicle_groups
+from index.dataset.records import ImageRecord, Region
+from index.dataset.splits import split_by_vehicle
+from index.evaluation import metrics
 
 # ---------------------------------------------------------------------------- classification
 

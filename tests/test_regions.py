@@ -6,11 +6,11 @@ from pathlib import Path
 
 from llama_index.core.schema import MetadataMode
 
-from index import geometry
 from index.config import RegionStrategy
-from index.records import ImageRecord, Region
-from index.regions import merge_regions, plan_crops
-from index.sampling import stratified_sample
+from index.dataset.records import ImageRecord, Region
+from index.dataset.sampling import stratified_sample
+from index.imaging import geometry
+from index.regions.plan import merge_regions, plan_crops
 
 
 def region(label: str, box: tuple[float, float, float, float], **attributes) -> Region:

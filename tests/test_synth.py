@@ -1,4 +1,4 @@
-"""Tests for the synthetic dataset generator (index.synth)."""
+"""Tests for the synthetic dataset generator (index.synth.dataset)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from index.synth import (
+from index.synth.dataset import (
     DEFAULT_LABELS,
     parse_size,
     plan_labelme,
@@ -19,7 +19,7 @@ from index.synth import (
     synthesize_coco,
     synthesize_labelme,
 )
-from index.synth_polygons import polygon_area, polygon_mask
+from index.synth.polygons import polygon_area, polygon_mask
 
 SAMPLE = Path("/work/shared/samples/labelme_example.json")
 # Key sets of the user's real file (samples/labelme_example.json).

@@ -1,4 +1,4 @@
-"""Tests of index.vector_store.FaissNodeStore: exact filters, stable ids, persistence, types."""
+"""Tests of index.vector_store.store.FaissNodeStore: exact filters, stable ids, persistence, types."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQuery,
 )
 
-import index.vector_store as vs_module
-from index.vector_store import (
+import index.vector_store.store as vs_module
+from index.vector_store.store import (
     FaissIdCollisionError,
     FaissNodeStore,
     FilterError,

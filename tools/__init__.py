@@ -11,13 +11,13 @@ Public API::
 Tools: ``search_similar_damage``, ``get_label_examples``, ``get_label_definitions``, ``zoom``.
 """
 
+from index.imaging.budget import fit_to_pixels, fitted_size
+from index.imaging.query_photo import QueryPhoto
 from tools.arguments import ArgumentError
 from tools.boxes import BoxError, box_from_qwen, query_crop_box
 from tools.context import ToolContext, ToolUnavailableError
 from tools.definitions import get_label_definitions
-from tools.images import fit_to_pixels, fitted_size
 from tools.label_examples import get_label_examples
-from tools.photo import QueryPhoto
 from tools.registry import TOOL_NAMES, TOOLS, make_tools, run_tool, tool_description, tool_specs
 from tools.results import ShownImage, ToolCallRecord, ToolResult
 from tools.search_similar import search_similar_damage

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from index.config import AgentConfig, ModelConfig, RegionStrategy
-from index.drawing import label_colour
+from index.imaging.drawing import label_colour
+from index.imaging.query_photo import PhotoSource, QueryPhoto
 from index.taxonomy import LabelTaxonomy
-from tools.photo import PhotoSource, QueryPhoto
 from tools.results import ToolCallRecord
 
 if TYPE_CHECKING:

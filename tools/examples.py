@@ -11,11 +11,11 @@ from typing import Any
 
 from PIL import Image
 
-from index.drawing import draw_outlines
-from index.imageio import to_rgb
+from index.imaging.budget import fit_to_pixels
+from index.imaging.decode import to_rgb
+from index.imaging.drawing import draw_outlines
 from index.search import Hit
 from tools.context import ToolContext
-from tools.images import fit_to_pixels
 from tools.results import ShownImage
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def polygons_in_image(
 ) -> list[list[tuple[float, float]]]:
     """Polygons (source pixels) mapped into an image of ``size`` showing ``crop_box``.
 
-    ``(x - crop_x0) * width / crop_width``, as :meth:`index.regions.RegionCrop.polygons_in_crop`.
+    ``(x - crop_x0) * width / crop_width``, as :meth:`index.regions.plan.RegionCrop.polygons_in_crop`.
     """
     x0, y0, x1, y1 = crop_box
     sx = size[0] / max(1, x1 - x0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from index.imageio import ImageReadError
+from index.imaging.decode import ImageReadError
 from index.taxonomy import UnknownLabelError
 from tools.arguments import ArgumentError
 from tools.boxes import BoxError

@@ -2,10 +2,10 @@
 
 # No `from __future__ import annotations`: the signature is shown to the model as written.
 
+from index.imaging.budget import fitted_size
 from tools.arguments import coerce_box
 from tools.boxes import box_from_qwen
 from tools.context import ToolContext
-from tools.images import fitted_size
 from tools.recording import tool_function
 from tools.results import ShownImage, ToolResult
 

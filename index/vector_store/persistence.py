@@ -1,0 +1,241 @@
+"""Node records and on-disk format of :class:`index.vector_store.store.FaissNodeStore`.
+
+A store directory holds exactly two files, each replaced atomically (temp file in the same
+directory, then ``os.replace``):
+
+- ``faiss.index`` -- ``faiss.write_index`` of the index; its ids are the store's 64-bit ids.
+- ``metadata.json`` -- format tag, config, dimension and ``nodes``: ``{faiss id (string): node
+  record}``. It is written last and is the commit point; on load the ids of both files must
+  agree, which catches a crash between the two replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.schema import (
+    BaseNode,
+    Document,
+    ImageDocument,
+    ImageNode,
+    IndexNode,
+    Node,
+    TextNode,
+)
+
+from index.vector_store.config import VectorIndexConfig
+from index.vector_store.faiss_backend import FaissBackend
+
+logger = logging.getLogger(__name__)
+
+INDEX_FILE = "faiss.index"
+METADATA_FILE = "metadata.json"
+FORMAT = "damage_rag.faiss_node_store"
+FORMAT_VERSION = 1
+
+_NODE_CLASSES: dict[str, type[BaseNode]] = {
+    cls.class_name(): cls for cls in (TextNode, ImageNode, IndexNode, Node, Document, ImageDocument)
+}
+# fields that hold vectors: never stored in the metadata file, never returned
+_EMBEDDING_FIELDS = ("embedding", "text_embedding")
+
+
+@functools.cache
+def _vector_fields(cls: type[BaseNode]) -> frozenset[str]:
+    return frozenset(name for name in _EMBEDDING_FIELDS if name in cls.model_fields)
+
+
+class VectorStoreFileError(ValueError):
+    """A persisted store file is missing, unreadable or inconsistent (the message names it)."""
+
+
+@dataclass
+class NodeRecord:
+    """What the store keeps per vector: the node without its embedding."""
+
+    node_id: str
+    ref_doc_id: str | None
+    node_type: str
+    data: dict[str, Any]  # node.model_dump(mode="json") with embeddings removed
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The node's metadata (JSON-normalised), as used for filtering."""
+        return self.data.get("metadata") or {}
+
+    @classmethod
+    def from_node(cls, node: BaseNode) -> NodeRecord:
+        """Snapshot a node (its embedding is dropped)."""
+        node_type = node.class_name()
+        if node_type not in _NODE_CLASSES:
+            raise TypeError(
+                f"node {node.node_id!r}: unsupported node class {type(node).__name__} "
+                f"(supported: {', '.join(sorted(_NODE_CLASSES))})"
+            )
+        vector_fields = _vector_fields(type(node))
+        data = node.model_dump(mode="json", exclude=set(vector_fields))  # don't serialise vectors
+        data.pop("class_name", None)
+        for name in vector_fields:
+            data[name] = None
+        return cls(node.node_id, node.ref_doc_id, node_type, data)
+
+    def to_node(self) -> BaseNode:
+        """A fresh node object equal to the one added (without embedding)."""
+        return _NODE_CLASSES[self.node_type].from_dict(self.data)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form for ``metadata.json``."""
+        return {
+            "node_id": self.node_id,
+            "ref_doc_id": self.ref_doc_id,
+            "node_type": self.node_type,
+            "node": self.data,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> NodeRecord:
+        """Inverse of :meth:`to_json`."""
+        node_type = obj["node_type"]
+        if node_type not in _NODE_CLASSES:
+            raise ValueError(f"unknown node type {node_type!r}")
+        return cls(str(obj["node_id"]), obj.get("ref_doc_id"), node_type, dict(obj["node"]))
+
+
+def resolve_store_dir(path: str | os.PathLike[str]) -> Path:
+    """The directory a store persists to, given a directory or a LlamaIndex file path.
+
+    ``StorageContext.persist`` hands each vector store a *file* path such as
+    ``storage/default__vector_store.json``; this store needs two files, so it uses the sibling
+    directory named after the file's stem (``storage/default__vector_store/``). Anything that is
+    an existing directory or has no ``.json`` suffix is taken as the directory itself.
+    """
+    p = Path(path)
+    if p.is_dir() or p.suffix.lower() != ".json":
+        return p
+    return p.with_suffix("")
+
+
+def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
+    """Write ``target`` via ``write(tmp_path)`` on a temp file in the same dir + os.replace."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_store(
+    directory: Path,
+    index: Any,
+    header: dict[str, Any],
+    records: dict[int, NodeRecord],
+) -> None:
+    """Write ``faiss.index`` (if ``index`` is not None) then ``metadata.json`` atomically."""
+    import faiss
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if index is not None:
+        _atomic_write(directory / INDEX_FILE, lambda tmp: faiss.write_index(index, tmp))
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        **header,
+        "count": len(records),
+        "nodes": {str(fid): rec.to_json() for fid, rec in records.items()},
+    }
+
+    def dump(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, ensure_ascii=False)
+
+    _atomic_write(directory / METADATA_FILE, dump)
+    logger.info("persisted %d vectors to %s", len(records), directory)
+
+
+def read_metadata(directory: Path) -> tuple[dict[str, Any], dict[int, NodeRecord]]:
+    """Read and validate ``metadata.json``: (header, {faiss id: record})."""
+    path = directory / METADATA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"vector store metadata file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            payload = json.load(fh)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file")
+        if payload.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported format version {payload.get('version')!r}")
+        records = {int(fid): NodeRecord.from_json(obj) for fid, obj in payload["nodes"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VectorStoreFileError(f"corrupt vector store metadata file {path}: {exc}") from exc
+    header = {k: v for k, v in payload.items() if k != "nodes"}
+    return header, records
+
+
+def read_index(directory: Path) -> Any:
+    """Read ``faiss.index`` with a clear error naming the file."""
+    import faiss
+
+    path = directory / INDEX_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"vector store index file not found: {path}")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise VectorStoreFileError(f"corrupt FAISS index file {path}: {exc}") from exc
+
+
+def load_store(
+    directory: Path, config: VectorIndexConfig | None = None
+) -> tuple[VectorIndexConfig, FaissBackend | None, dict[int, NodeRecord]]:
+    """Read and cross-check both files: (effective config, backend or None if empty, records).
+
+    ``config`` may override search-time settings; its ``type`` must match the stored one.
+    """
+    header, records = read_metadata(directory)
+    meta_path = directory / METADATA_FILE
+    index_path = directory / INDEX_FILE
+    try:
+        stored = VectorIndexConfig.model_validate(header["config"])
+    except Exception as exc:
+        raise VectorStoreFileError(
+            f"corrupt vector store metadata file {meta_path}: {exc}"
+        ) from exc
+    if config is not None and config.type != stored.type:
+        raise ValueError(
+            f"{directory} holds a {stored.type!r} index but the config asks for {config.type!r}"
+        )
+    effective = (config or stored).model_copy(update={"dir": str(directory)})
+    dim = header.get("dim")
+    if dim is None:
+        if records:
+            raise VectorStoreFileError(f"{meta_path} lists nodes but no dimension")
+        return effective, None, {}
+    index = read_index(directory)
+    if int(index.d) != int(dim):
+        raise VectorStoreFileError(f"{index_path} has dimension {index.d}, {meta_path} says {dim}")
+    try:
+        backend = FaissBackend(effective, int(dim), index)
+    except ValueError as exc:
+        raise VectorStoreFileError(f"{index_path}: {exc}") from exc
+    index_ids = set(backend.ids().tolist())
+    if index_ids != set(records):
+        raise VectorStoreFileError(
+            f"{index_path} ({len(index_ids)} vectors) and {meta_path} ({len(records)} nodes) "
+            "disagree; the directory was not written by one persist()"
+        )
+    return effective, backend, records

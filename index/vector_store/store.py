@@ -1,0 +1,430 @@
+"""An exact, filterable FAISS vector store behind LlamaIndex's vector-store interface.
+
+:class:`FaissNodeStore` replaces ``llama-index-vector-stores-faiss``, whose stores use FAISS
+positions as ids (text and image stores collide; a delete makes the next add reuse a live id),
+share one ``id_map.json`` between stores and support no metadata filters. Here:
+
+- every vector's FAISS id is a stable 64-bit hash of its node id (:func:`node_id_to_faiss_id`),
+  never a counter or a position; two node ids hashing alike raise :class:`FaissIdCollisionError`;
+- ``add`` is an upsert, ``delete``/``delete_nodes``/``clear`` work on every index type;
+- filtered queries compute the allowed ids from an inverted metadata index and let FAISS search
+  only those (``IDSelectorBatch``), so a filtered top-k on the ``flat`` type is the true top-k;
+- the store keeps whole nodes (``stores_text = True``) and persists to its own directory
+  (``faiss.index`` + ``metadata.json``), never to files shared with other stores.
+
+Similarity is inner product on L2-normalised vectors (cosine similarity).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+
+from index.vector_store.config import IndexType, VectorIndexConfig
+from index.vector_store.faiss_backend import FaissBackend, as_matrix
+from index.vector_store.filters import FilterError, MetadataIndex
+from index.vector_store.persistence import (
+    METADATA_FILE,
+    NodeRecord,
+    VectorStoreFileError,
+    load_store,
+    resolve_store_dir,
+    write_store,
+)
+
+__all__ = [
+    "FaissIdCollisionError",
+    "FaissNodeStore",
+    "FilterError",
+    "IndexType",
+    "VectorIndexConfig",
+    "VectorStoreFileError",
+    "node_id_to_faiss_id",
+]
+
+logger = logging.getLogger(__name__)
+
+_ID_MASK = (1 << 63) - 1
+
+
+class FaissIdCollisionError(ValueError):
+    """Two different node ids map to the same 64-bit FAISS id."""
+
+
+def node_id_to_faiss_id(node_id: str) -> int:
+    """The stable FAISS id of a node: first 8 bytes of blake2b(node_id), as a positive int64."""
+    digest = hashlib.blake2b(node_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & _ID_MASK
+
+
+def _check_local_fs(fs: fsspec.AbstractFileSystem | None) -> None:
+    if fs is None:
+        return
+    from fsspec.implementations.local import LocalFileSystem
+
+    if not isinstance(fs, LocalFileSystem):
+        raise NotImplementedError("FaissNodeStore persists to the local file system only")
+
+
+class FaissNodeStore(BasePydanticVectorStore):
+    """Exact (or HNSW/IVF) FAISS vector store with stable ids, upserts and metadata filters.
+
+    Usable directly (:meth:`add`, :meth:`search`, :meth:`query`) or as the ``vector_store`` of a
+    LlamaIndex ``StorageContext``/``VectorStoreIndex``; ``query`` returns whole nodes.
+    """
+
+    stores_text: bool = True
+    is_embedding_query: bool = True
+    config: VectorIndexConfig = Field(
+        default_factory=VectorIndexConfig, description="Index type, parameters and directory."
+    )
+
+    _backend: FaissBackend | None = PrivateAttr(default=None)
+    _records: dict[int, NodeRecord] = PrivateAttr(default_factory=dict)
+    _by_ref_doc: dict[str, set[int]] = PrivateAttr(default_factory=dict)
+    _meta: MetadataIndex = PrivateAttr(default_factory=MetadataIndex)
+    _lock: Any = PrivateAttr(default_factory=threading.RLock)
+
+    def __init__(self, config: VectorIndexConfig | None = None, **kwargs: Any) -> None:
+        """Create an empty store; the FAISS index is created by the first :meth:`add`."""
+        super().__init__(config=config or VectorIndexConfig(), **kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """LlamaIndex component name."""
+        return "FaissNodeStore"
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def client(self) -> Any:
+        """The underlying FAISS index (``None`` until the first vectors are added)."""
+        return None if self._backend is None else self._backend.index
+
+    @property
+    def dim(self) -> int | None:
+        """Vector dimension, fixed by the first add (``None`` while empty)."""
+        return None if self._backend is None else self._backend.dim
+
+    @property
+    def index_kind(self) -> str | None:
+        """'flat', 'hnsw', 'ivf' or 'ivf_pending' (ivf configured, exact until trained)."""
+        return None if self._backend is None else self._backend.kind
+
+    @property
+    def is_exact(self) -> bool:
+        """Whether searches are currently exact brute force."""
+        return self._backend is None or self._backend.is_exact
+
+    # ------------------------------------------------------------------ writing
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        """Upsert nodes with embeddings; returns their node ids (one per input node).
+
+        Re-adding an existing node id replaces its vector and metadata. Validation (embedding
+        present, dimension, id collisions, node class) happens before anything changes.
+        """
+        if not nodes:
+            return []
+        latest: dict[str, BaseNode] = {}
+        for node in nodes:
+            latest.pop(node.node_id, None)  # keep the last occurrence, in its position
+            latest[node.node_id] = node
+        batch = list(latest.values())
+        embeddings = []
+        for node in batch:
+            if node.embedding is None:
+                raise ValueError(f"node {node.node_id!r} has no embedding; embed it before adding")
+            embeddings.append(node.embedding)
+        with self._lock:
+            vectors = as_matrix(embeddings, self.dim, self.config.normalize)
+            fids = [node_id_to_faiss_id(node.node_id) for node in batch]
+            self._check_collisions(batch, fids)
+            records = [NodeRecord.from_node(node) for node in batch]
+            if self._backend is None:
+                self._backend = FaissBackend(self.config, vectors.shape[1])
+            replaced = [fid for fid in fids if fid in self._records]
+            if replaced:
+                self._remove_fids(replaced)
+            self._backend.add(vectors, np.asarray(fids, dtype=np.int64))
+            for fid, record in zip(fids, records, strict=True):
+                self._register(fid, record)
+            logger.debug("added %d nodes (%d replaced)", len(batch), len(replaced))
+        return [node.node_id for node in nodes]
+
+    def _check_collisions(self, batch: list[BaseNode], fids: list[int]) -> None:
+        seen: dict[int, str] = {}
+        for node, fid in zip(batch, fids, strict=True):
+            other = seen.get(fid)
+            if other is None and fid in self._records:
+                other = self._records[fid].node_id
+            if other is not None and other != node.node_id:
+                raise FaissIdCollisionError(
+                    f"node ids {node.node_id!r} and {other!r} map to the same FAISS id {fid}; "
+                    "rename one of them"
+                )
+            seen[fid] = node.node_id
+
+    def _register(self, fid: int, record: NodeRecord) -> None:
+        self._records[fid] = record
+        self._meta.add(fid, record.metadata)
+        if record.ref_doc_id is not None:
+            self._by_ref_doc.setdefault(record.ref_doc_id, set()).add(fid)
+
+    def _remove_fids(self, fids: Iterable[int]) -> int:
+        present = [fid for fid in fids if fid in self._records]
+        if not present:
+            return 0
+        assert self._backend is not None
+        self._backend.remove(np.asarray(present, dtype=np.int64))
+        for fid in present:
+            record = self._records.pop(fid)
+            self._meta.remove(fid, record.metadata)
+            if record.ref_doc_id is not None:
+                ids = self._by_ref_doc.get(record.ref_doc_id)
+                if ids is not None:
+                    ids.discard(fid)
+                    if not ids:
+                        del self._by_ref_doc[record.ref_doc_id]
+        return len(present)
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node whose source document (``ref_doc_id``) is ``ref_doc_id``."""
+        with self._lock:
+            n = self._remove_fids(list(self._by_ref_doc.get(ref_doc_id, ())))
+        logger.debug("deleted %d nodes of ref doc %r", n, ref_doc_id)
+
+    def delete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        """Delete the given nodes, and/or the nodes matching ``filters`` (both: intersection).
+
+        Unknown node ids are ignored. Calling with neither is an error (use :meth:`clear`).
+        """
+        if node_ids is None and filters is None:
+            raise ValueError("delete_nodes needs node_ids and/or filters; use clear() to empty")
+        with self._lock:
+            allowed = self._allowed_fids(filters, node_ids, None)
+            fids = list(self._records) if allowed is None else list(allowed)
+            n = self._remove_fids(fids)
+        logger.debug("deleted %d nodes", n)
+
+    def clear(self) -> None:
+        """Remove everything; the next add may use a new dimension."""
+        with self._lock:
+            self._backend = None
+            self._records.clear()
+            self._by_ref_doc.clear()
+            self._meta.clear()
+
+    # ------------------------------------------------------------------ reading
+    def count(self) -> int:
+        """Number of vectors (nodes) in the store."""
+        return len(self._records)
+
+    def node_ids(self) -> list[str]:
+        """All node ids in the store."""
+        with self._lock:
+            return [record.node_id for record in self._records.values()]
+
+    def _fid_of(self, node_id: str) -> int | None:
+        fid = node_id_to_faiss_id(node_id)
+        record = self._records.get(fid)
+        return fid if record is not None and record.node_id == node_id else None
+
+    def get_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+    ) -> list[BaseNode]:
+        """Nodes by id (in the order given, unknown ids skipped) and/or matching ``filters``.
+
+        With neither argument, all nodes. Nodes come back without embeddings.
+        """
+        with self._lock:
+            if node_ids is not None:
+                fids = [fid for fid in map(self._fid_of, node_ids) if fid is not None]
+                if filters is not None:
+                    allowed = self._meta.evaluate(filters, self._records.keys())
+                    fids = [fid for fid in fids if fid in allowed]
+            elif filters is not None:
+                allowed = self._meta.evaluate(filters, self._records.keys())
+                fids = [fid for fid in self._records if fid in allowed]
+            else:
+                fids = list(self._records)
+            return [self._records[fid].to_node() for fid in fids]
+
+    def get_vector(self, node_id: str) -> np.ndarray:
+        """The stored (normalised) vector of a node; ``KeyError`` if absent."""
+        with self._lock:
+            fid = self._fid_of(node_id)
+            if fid is None or self._backend is None:
+                raise KeyError(f"node {node_id!r} is not in the vector store")
+            return self._backend.reconstruct(np.asarray([fid], dtype=np.int64))[0]
+
+    def counts_by(self, key: str) -> dict[Any, int]:
+        """Number of nodes per value of metadata ``key`` (list values count per element)."""
+        with self._lock:
+            return self._meta.value_counts(key)
+
+    # ------------------------------------------------------------------ searching
+    def _allowed_fids(
+        self,
+        filters: MetadataFilters | None,
+        node_ids: Sequence[str] | None,
+        doc_ids: Sequence[str] | None,
+    ) -> set[int] | None:
+        """Ids allowed by filters/node_ids/doc_ids; ``None`` means no restriction."""
+        allowed: set[int] | None = None
+        if filters is not None and filters.filters:
+            allowed = self._meta.evaluate(filters, self._records.keys())
+        if node_ids is not None:
+            by_node = {fid for fid in map(self._fid_of, node_ids) if fid is not None}
+            allowed = by_node if allowed is None else allowed & by_node
+        if doc_ids is not None:
+            by_doc: set[int] = set()
+            for doc_id in doc_ids:
+                by_doc |= self._by_ref_doc.get(doc_id, set())
+            allowed = by_doc if allowed is None else allowed & by_doc
+        return allowed
+
+    def _search_fids(
+        self, vector: Any, k: int, allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        if self._backend is None or k <= 0 or (allowed is not None and not allowed):
+            return []
+        query = as_matrix(vector, self._backend.dim, self.config.normalize)
+        if query.shape[0] != 1:
+            raise ValueError(f"expected one query vector, got {query.shape[0]}")
+        allowed_arr = None
+        if allowed is not None and len(allowed) < len(self._records):
+            allowed_arr = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+        scores, labels = self._backend.search(query, k, allowed_arr)
+        return [(int(fid), float(s)) for fid, s in zip(labels, scores, strict=True)]
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: MetadataFilters | None = None,
+        node_ids: Sequence[str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """Top-``k`` (node id, cosine similarity) for one vector, best first.
+
+        ``filters`` (and ``node_ids``, if given) restrict the candidates exactly: on ``flat``
+        the result is the true top-k among the allowed nodes; nothing allowed gives ``[]``.
+        """
+        with self._lock:
+            allowed = self._allowed_fids(filters, node_ids, None)
+            hits = self._search_fids(vector, k, allowed)
+            return [(self._records[fid].node_id, score) for fid, score in hits]
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """LlamaIndex query: top ``similarity_top_k`` nodes for ``query_embedding``.
+
+        Honours ``filters`` (exact, any nesting) and ``doc_ids``. Returns whole nodes (without
+        embeddings), their similarities and node ids, best first.
+
+        ``query.node_ids`` is ignored unless ``honor_node_ids=True`` is passed:
+        ``VectorStoreIndex.as_retriever`` always fills it from its index struct, which, for a
+        store that keeps text, lists only the image/index nodes, so honouring it would silently
+        drop every text node (and an empty list would drop everything).
+        """
+        if query.mode != VectorStoreQueryMode.DEFAULT:
+            raise ValueError(
+                f"FaissNodeStore supports only the default query mode, not {query.mode!r}"
+            )
+        if query.query_embedding is None:
+            raise ValueError("FaissNodeStore.query needs query.query_embedding")
+        node_ids = query.node_ids if kwargs.get("honor_node_ids") else None
+        with self._lock:
+            allowed = self._allowed_fids(query.filters, node_ids, query.doc_ids)
+            hits = self._search_fids(query.query_embedding, query.similarity_top_k, allowed)
+            records = [self._records[fid] for fid, _ in hits]
+            nodes = [record.to_node() for record in records]
+        return VectorStoreQueryResult(
+            nodes=nodes,
+            similarities=[score for _, score in hits],
+            ids=[record.node_id for record in records],
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def persist(
+        self,
+        persist_path: str | os.PathLike[str] | None = None,
+        fs: fsspec.AbstractFileSystem | None = None,
+    ) -> None:
+        """Write ``faiss.index`` and ``metadata.json`` (each atomically) to a directory.
+
+        ``persist_path`` is the directory (default ``config.dir``); a LlamaIndex file path such
+        as ``storage/default__vector_store.json`` (what ``StorageContext.persist`` passes)
+        means the directory ``storage/default__vector_store/``.
+        """
+        _check_local_fs(fs)
+        directory = resolve_store_dir(persist_path if persist_path is not None else self.config.dir)
+        with self._lock:
+            header = {
+                "config": self.config.model_dump(mode="json"),
+                "dim": self.dim,
+                "index_kind": self.index_kind,
+            }
+            write_store(directory, self.client, header, self._records)
+
+    @classmethod
+    def from_persist_dir(
+        cls,
+        persist_dir: str | os.PathLike[str] | None = None,
+        fs: fsspec.AbstractFileSystem | None = None,
+        config: VectorIndexConfig | None = None,
+    ) -> FaissNodeStore:
+        """Load a store written by :meth:`persist` (default directory: ``config.dir``).
+
+        ``config`` may override search-time settings (``hnsw_ef_search``, ``ivf_nprobe``...);
+        its ``type`` must match the persisted one. Missing or corrupt files raise an error that
+        names the file.
+        """
+        _check_local_fs(fs)
+        if persist_dir is None:
+            persist_dir = (config or VectorIndexConfig()).dir
+        directory = resolve_store_dir(persist_dir)
+        stored_config, backend, records = load_store(directory, config)
+        store = cls(config=stored_config)
+        store._backend = backend
+        for fid, record in records.items():
+            store._register(fid, record)
+        kind = backend.kind if backend is not None else "empty"
+        logger.info("loaded %d vectors (%s) from %s", len(records), kind, directory)
+        return store
+
+    @classmethod
+    def from_persist_path(
+        cls, persist_path: str | os.PathLike[str], fs: fsspec.AbstractFileSystem | None = None
+    ) -> FaissNodeStore:
+        """Load from a LlamaIndex-style path (see :meth:`persist`)."""
+        return cls.from_persist_dir(persist_path, fs=fs)
+
+    @classmethod
+    def load_or_create(cls, config: VectorIndexConfig | None = None) -> FaissNodeStore:
+        """Load the store persisted in ``config.dir`` if there is one, else a new empty store."""
+        config = config or VectorIndexConfig()
+        if (Path(config.dir) / METADATA_FILE).is_file():
+            return cls.from_persist_dir(config.dir, config=config)
+        return cls(config=config)
