@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import with_root
 
 from index.build import build_index
 from index.config import apply_overrides
 from index.embedders import EmbedderConfig, load_embedder
 from index.search import DamageIndex, EmbedderMismatchError, index_info
+from tests.fixtures.datasets import with_root
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VEHICLE_CONFIG, with_root
 
 from index.evaluation.retrieval import (
     EvaluationError,
@@ -18,6 +17,8 @@ from index.evaluation.retrieval import (
     parse_strategies,
     parse_strategy,
 )
+from tests.fixtures.datasets import with_root
+from tests.fixtures.paths import REPO, VEHICLE_CONFIG
 
 METRICS = ("precision_at_k", "hit_at_k", "map", "knn_macro_f1")
 

@@ -8,12 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import labelme_json, make_photo, polygon, with_root, write_pair
 from PIL import Image
 
 from index.dataset.ingest import read_dataset
 from index.imaging.decode import decode_image
 from index.imaging.drawing import cut_crop
+from tests.fixtures.datasets import labelme_json, make_photo, polygon, with_root, write_pair
 
 SQUARE = [[100, 100], [200, 100], [200, 200], [100, 200]]
 

@@ -30,6 +30,7 @@ from index.embedders import (
     VisualEmbedder,
     load_embedder,
 )
+from tests.fixtures.paths import REPO
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -306,7 +307,7 @@ def test_package_import_is_light() -> None:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parents[1],
+        cwd=REPO,
     )
     assert out.stdout.strip() == "0"
 

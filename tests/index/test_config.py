@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import PCB_CONFIG, VEHICLE_CONFIG
 
 from index.config import ConfigError, apply_overrides, load_config, parse_config
 from index.taxonomy import UnknownLabelError
+from tests.fixtures.paths import PCB_CONFIG, VEHICLE_CONFIG
 
 
 def raw(path=VEHICLE_CONFIG):

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import VEHICLE_CONFIG, with_root
 from PIL import Image
 
 from index.build import build_index
 from index.config import apply_overrides, load_config
 from index.search import DamageIndex
+from tests.fixtures.datasets import with_root
+from tests.fixtures.paths import VEHICLE_CONFIG
 from tools import (
     TOOL_NAMES,
     BoxError,

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VEHICLE_CONFIG, with_root
 
 from agent.engine import DamageQueryEngine
 from agent.llm import ModelEndpointError
@@ -17,6 +16,8 @@ from agent.testing.fake_server import FakeOpenAIServer, Reply
 from agent.trace import list_traces, load_trace
 from index.build import build_index
 from index.config import apply_overrides
+from tests.fixtures.datasets import with_root
+from tests.fixtures.paths import REPO, VEHICLE_CONFIG
 
 ANSWER = {
     "damage_detected": True,

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PCB_CONFIG, REPO, VEHICLE_CONFIG
 from PIL import Image
+
+from tests.fixtures.paths import PCB_CONFIG, REPO, VEHICLE_CONFIG
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:

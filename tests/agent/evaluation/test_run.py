@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import VEHICLE_CONFIG
 
 from agent.evaluation.run import EvalOptions, add_eval_arguments, cmd_eval, run_evaluation
 from agent.evaluation.scoring import (
@@ -32,6 +31,7 @@ from agent.evaluation.scoring import (
 from agent.report import DamageReport, Finding, LabelRef
 from agent.testing.fake_server import FakeOpenAIServer, Reply
 from index.config import apply_overrides, load_config
+from tests.fixtures.paths import VEHICLE_CONFIG
 
 LABELS = ["scratch", "dent", "crack"]
 
