@@ -80,7 +80,7 @@ def run_benchmark(queries: int = 30, regions: int = 10_000, workdir: Path | None
     from index.config import apply_overrides, load_config
     from index.embedders.tiny import save_tiny_dinov2
     from index.search import DamageIndex
-    from index.synth.dataset import synthesize_labelme
+    from index.synth import synthesize_labelme
 
     work = Path(workdir or tempfile.mkdtemp(prefix="agent-bench-"))
     data = work / "photos"

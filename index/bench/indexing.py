@@ -218,7 +218,7 @@ def _synth_one(plan: Any, out_dir: str, grain: float, quality: int) -> None:
     import numpy as np
     from PIL import Image
 
-    from index.synth.dataset import labelme_document, render_labelme_photo
+    from index.synth import labelme_document, render_labelme_photo
 
     pixels, shapes = render_labelme_photo(plan)
     if grain > 0:  # luminance grain, the same on R, G and B; marks and polygons are unchanged
@@ -238,7 +238,7 @@ def ensure_dataset(root: Path, n: int, size: tuple[int, int], seed: int, grain: 
     drawn by one process per core, optionally with camera-like grain. Returns (seconds spent,
     reused).
     """
-    from index.synth.dataset import JPEG_QUALITY, plan_labelme
+    from index.synth import JPEG_QUALITY, plan_labelme
 
     quality = int(quality or JPEG_QUALITY)
     marker = root / COMPLETE_MARKER
@@ -460,7 +460,7 @@ def run_benchmark(args: argparse.Namespace | None = None, /, *,
     Raises:
         BenchError: If a build or the naive baseline fails.
     """
-    from index.synth.dataset import parse_size
+    from index.synth import parse_size
 
     p = _params(args, params)
     bench_started = time.perf_counter()

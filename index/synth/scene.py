@@ -1,4 +1,4 @@
-"""Clean backgrounds for :mod:`index.synth.dataset`: a car-panel close-up and a neutral surface.
+"""Clean backgrounds for the synthetic photos: a car-panel close-up and a neutral surface.
 
 Scenes are drawn at a reduced working resolution (long side at most 1024 px) and upscaled
 bilinearly, which keeps a 4000×3000 background to a few tens of milliseconds; damage marks are
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from index.synth.marks import value_noise
+from index.synth.drawing import new_seed, value_noise
 
 #: Body colours (RGB) and how often they occur.
 BODY_COLOURS: tuple[tuple[tuple[int, int, int], float], ...] = (
@@ -78,7 +78,7 @@ def _background(env: str, w: int, h: int, horizon: float, rng: np.random.Generat
     v = np.linspace(0, 1, h, dtype=np.float32)[:, None]  # gradients vary by row only
     top = np.clip(v / max(horizon, 1e-3), 0, 1)
     bottom = np.clip((v - horizon) / max(1 - horizon, 1e-3), 0, 1)
-    mott = value_noise(h, w, int(rng.integers(2**31)), max(8.0, w / 14))
+    mott = value_noise(h, w, new_seed(rng), max(8.0, w / 14))
     if env == "garage":
         upper = _lerp((178, 172, 162), (150, 146, 138), top)
         lower = _lerp((146, 144, 138), (112, 110, 106), bottom)
@@ -98,7 +98,7 @@ def _body_shading(base: tuple[int, int, int], w: int, h: int, refl_v: float, dia
     light = 0.8 + 0.32 * (1 - v) ** 1.5 - 0.14 * ((u - rng.uniform(0.3, 0.7)) * 2) ** 2
     coord = (v + 0.55 * u) / 1.55 if diagonal else v
     band = np.exp(-(((coord - refl_v) / rng.uniform(0.04, 0.09)) ** 2))
-    mott = value_noise(h, w, int(rng.integers(2**31)), max(8.0, w / 6))
+    mott = value_noise(h, w, new_seed(rng), max(8.0, w / 6))
     lum = sum(base) / 3
     refl_amp = 70.0 if lum < 80 else (40.0 if lum < 170 else 18.0)
     col = np.array(base, dtype=np.float32) * (light * (1 + 0.025 * mott))[..., None]
@@ -275,8 +275,8 @@ def render_neutral_scene(size: tuple[int, int], rng: np.random.Generator) -> Ima
     v = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
     gx, gy = rng.uniform(-0.12, 0.12, 2)
     light = 1.0 + gx * u + gy * v - 0.12 * (u * u + v * v)
-    mott = (value_noise(h, w, int(rng.integers(2**31)), max(8.0, w / 8))
-            + 0.5 * value_noise(h, w, int(rng.integers(2**31)), max(4.0, w / 40)))
+    mott = (value_noise(h, w, new_seed(rng), max(8.0, w / 8))
+            + 0.5 * value_noise(h, w, new_seed(rng), max(4.0, w / 40)))
     img = base * (light * (1 + 0.05 * mott))[..., None]
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     d = ImageDraw.Draw(pil)

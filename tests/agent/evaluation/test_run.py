@@ -191,7 +191,7 @@ def responder(body: dict) -> Reply:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from index.synth.dataset import synthesize_labelme
+    from index.synth import synthesize_labelme
 
     root = tmp_path_factory.mktemp("eval_data")
     synthesize_labelme(root, 30, size=(640, 480))

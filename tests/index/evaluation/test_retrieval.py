@@ -26,7 +26,7 @@ METRICS = ("precision_at_k", "hit_at_k", "map", "knn_macro_f1")
 @pytest.fixture(scope="module")
 def eval_dataset(tmp_path_factory) -> Path:
     """Thirty small synthetic photos (several vehicles, so a vehicle split has two sides)."""
-    from index.synth.dataset import synthesize_labelme
+    from index.synth import synthesize_labelme
 
     root = tmp_path_factory.mktemp("eval_data")
     synthesize_labelme(root, 30, size=(640, 480), seed=3)

@@ -1,4 +1,4 @@
-"""Tests for the synthetic dataset generator (index.synth.dataset)."""
+"""Tests for the LabelMe writer of the synthetic dataset generator (index.synth)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,10 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from index.synth.dataset import (
-    DEFAULT_LABELS,
-    parse_size,
-    plan_labelme,
-    render_labelme_photo,
-    synthesize_coco,
-    synthesize_labelme,
-)
-from index.synth.polygons import polygon_area, polygon_mask
+from index.synth import DEFAULT_LABELS, parse_size, polygon_area, synthesize_labelme
 
 SAMPLE = Path("/work/shared/samples/labelme_example.json")
 # Key sets of the user's real file (samples/labelme_example.json).
@@ -30,6 +21,7 @@ SHAPE_REQUIRED = SHAPE_KEYS - {"piece", "pixelated_type"}
 NAME = re.compile(r"^(zona1_ko_\d+_\d+)_(\d{13})_zona_([1-9])_(imageDANO_original\.jpg|"
                   r"labelDANO_modificado\.json)$")
 SMALL = (640, 480)
+
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +49,6 @@ def test_bad_arguments(tmp_path: Path) -> None:
         synthesize_labelme(tmp_path, 2, (32, 32))
     with pytest.raises(ValueError):
         synthesize_labelme(tmp_path, 2, SMALL, labels=("1", "1"))
-    with pytest.raises(ValueError):
-        synthesize_coco(tmp_path, 2, ["a"], bbox_only_fraction=1.5)
 
 
 def test_files_pair_by_image_path(small) -> None:
@@ -158,35 +148,6 @@ def test_deterministic(tmp_path: Path) -> None:
     assert {p.name for p in a.images} != {p.name for p in c.images}
 
 
-def _check_marks(plan) -> int:
-    clean, _ = render_labelme_photo(plan, with_marks=False)
-    clean = clean.copy()
-    marked, shapes = render_labelme_photo(plan)
-    h, w = clean.shape[:2]
-    diff = np.abs(marked.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
-    union = np.zeros((h, w), dtype=bool)
-    for label, pts in shapes:
-        inside = polygon_mask(pts, w, h)
-        union |= inside
-        assert diff[inside].mean() > 2.0, (label, diff[inside].mean())
-    assert not diff[~union].any()  # marks never spill outside their polygons
-    return len(shapes)
-
-
-def test_marks_differ_from_background_inside_polygons() -> None:
-    plans = plan_labelme(12, SMALL, seed=2)
-    assert sum(_check_marks(p) for p in plans) > 0
-    assert {d.label for p in plans for d in p.damages} == set(DEFAULT_LABELS)
-
-
-def test_other_taxonomy_uses_generic_marks(tmp_path: Path) -> None:
-    labels = ("rust", "hole", "dirt")
-    summary = synthesize_labelme(tmp_path, 4, SMALL, seed=3, labels=labels)
-    assert set(summary.label_counts) == set(labels) and all(summary.label_counts.values())
-    for plan in plan_labelme(4, SMALL, seed=3, labels=labels):
-        _check_marks(plan)
-
-
 def test_full_resolution_photo(tmp_path: Path) -> None:
     start = time.perf_counter()
     summary = synthesize_labelme(tmp_path, 1, seed=4)
@@ -198,40 +159,3 @@ def test_full_resolution_photo(tmp_path: Path) -> None:
     assert doc["shapes"] and all(
         all(0 <= x < 4000 and 0 <= y < 3000 for x, y in s["points"]) for s in doc["shapes"])
     assert elapsed < 5.0  # about 0.35 s on one core; generous for slow CI machines
-
-
-def test_coco(tmp_path: Path) -> None:
-    cats = ["short", "open", "spur", "mousebite", "missing_hole"]
-    summary = synthesize_coco(tmp_path, 12, cats, size=SMALL, seed=5, bbox_only_fraction=0.5)
-    (ann_path,) = summary.annotation_files
-    assert ann_path == tmp_path / "annotations.json"
-    doc = json.loads(ann_path.read_text(encoding="utf-8"))
-    assert {"images", "annotations", "categories"} <= set(doc)
-    assert doc["categories"] == [{"id": i + 1, "name": c} for i, c in enumerate(cats)]
-    images = {im["id"]: im for im in doc["images"]}
-    assert len(images) == 12 == len(summary.images)
-    for im in images.values():
-        assert set(im) == {"id", "file_name", "width", "height"}
-        path = tmp_path / "images" / im["file_name"]
-        with Image.open(path) as pil:
-            assert pil.size == (im["width"], im["height"]) == SMALL
-    ids, bbox_only = set(), 0
-    for ann in doc["annotations"]:
-        assert set(ann) == {"id", "image_id", "category_id", "segmentation", "bbox", "area",
-                            "iscrowd"}
-        assert ann["id"] not in ids and ann["image_id"] in images and ann["iscrowd"] == 0
-        ids.add(ann["id"])
-        assert 1 <= ann["category_id"] <= len(cats)
-        x, y, w, h = ann["bbox"]
-        assert min(x, y) >= 0 and w > 0 and h > 0 and x + w < 640 and y + h < 480
-        assert ann["area"] > 0
-        if not ann["segmentation"]:
-            bbox_only += 1
-            continue
-        (poly,) = ann["segmentation"]
-        assert len(poly) >= 6 and len(poly) % 2 == 0
-        xs, ys = poly[0::2], poly[1::2]
-        assert [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)] == ann["bbox"]
-    assert 0 < bbox_only < len(doc["annotations"])
-    assert {doc["categories"][a["category_id"] - 1]["name"] for a in doc["annotations"]} == set(cats)
-    assert all(summary.label_counts[c] > 0 for c in cats)
