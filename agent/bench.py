@@ -54,7 +54,7 @@ def _grow(index: Any, regions: int, seed: int = 0) -> int:
 
 
 def _responder(body: dict) -> Any:
-    from agent.testing.fake_server import Reply
+    from agent.testing import Reply
 
     messages = body.get("messages", [])
     wants_tool = bool(body.get("tools")) and not any(m.get("role") == "tool" for m in messages)
@@ -75,7 +75,7 @@ def run_benchmark(queries: int = 30, regions: int = 10_000, workdir: Path | None
         Median and p95 overhead per mode in milliseconds, with the target.
     """
     from agent.engine import DamageQueryEngine
-    from agent.testing.fake_server import FakeOpenAIServer
+    from agent.testing import FakeOpenAIServer
     from index.build import build_index
     from index.config import apply_overrides, load_config
     from index.embedders.tiny import save_tiny_dinov2

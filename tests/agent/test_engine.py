@@ -12,7 +12,7 @@ import pytest
 
 from agent.engine import DamageQueryEngine
 from agent.llm import ModelEndpointError
-from agent.testing.fake_server import FakeOpenAIServer, Reply
+from agent.testing import FakeOpenAIServer, Reply
 from agent.trace import list_traces, load_trace
 from index.build import build_index
 from index.config import apply_overrides

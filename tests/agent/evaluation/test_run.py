@@ -29,7 +29,7 @@ from agent.evaluation.scoring import (
     set_f1,
 )
 from agent.report import DamageReport, Finding, LabelRef
-from agent.testing.fake_server import FakeOpenAIServer, Reply
+from agent.testing import FakeOpenAIServer, Reply
 from index.config import apply_overrides, load_config
 from tests.fixtures.paths import VEHICLE_CONFIG
 
