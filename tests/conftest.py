@@ -5,4 +5,4 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-pytest_plugins = ["tests.fixtures.datasets", "tests.fixtures.models"]
+pytest_plugins = ["tests.fixtures.datasets", "tests.fixtures.embedders", "tests.fixtures.models"]
