@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from index.imaging.decode import decode_image
+from index.config import RegionStrategy
+from index.errors import DamageRagError
+from index.imaging.query_photo import PhotoSource, QueryPhoto
 from index.index_dir import BUILD_REPORT, read_manifest
 from index.regions.plan import describe
 from index.taxonomy import LabelTaxonomy
 
 logger = logging.getLogger(__name__)
 
-QUERY_MAX_SIDE = 1024
-
-
-class EmbedderMismatchError(ValueError):
+class EmbedderMismatchError(DamageRagError, ValueError):
     """A query embedder that is not the one the index was built with."""
 
 
@@ -48,36 +48,6 @@ class Hit:
         if not with_metadata:
             out.pop("metadata")
         return out
-
-
-def load_query_image(image: str | Path | bytes | Image.Image, max_side: int = QUERY_MAX_SIDE) -> Image.Image:
-    """A query photo as RGB, downscaled so its longer side is at most ``max_side``.
-
-    JPEG files are decoded at reduced scale directly, so a 12 MP query costs ~35 ms, not 105.
-    """
-    import io
-
-    if isinstance(image, Image.Image):
-        img = image
-    else:
-        if isinstance(image, bytes):
-            from PIL import ImageOps
-
-            from index.imaging.decode import to_rgb
-
-            img = Image.open(io.BytesIO(image))
-            img.draft("RGB", (max_side, max_side))
-            img = to_rgb(ImageOps.exif_transpose(img))
-        else:
-            from index.imaging.decode import read_header
-
-            header = read_header(Path(image))  # ImageReadError names the file if it is no image
-            full = max(header.width, header.height)
-            img, _ = decode_image(Path(image), min_scale=min(1.0, max_side / full))
-    if max(img.size) > max_side:
-        scale = max_side / max(img.size)
-        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BILINEAR)
-    return img.convert("RGB") if img.mode != "RGB" else img
 
 
 class DamageIndex:
@@ -129,13 +99,35 @@ class DamageIndex:
         store = FaissNodeStore.from_persist_dir(index_dir, config=stored.model_copy(update={"dir": str(index_dir)}))
         return cls(index_dir, manifest, store, embedder)
 
-    def embed(self, image: str | Path | bytes | Image.Image) -> np.ndarray:
-        """The query vector of a photo (or crop)."""
-        return self.embedder.embed_images([load_query_image(image)])[0]
+    @cached_property
+    def strategy(self) -> RegionStrategy:
+        """The region strategy the index was built with (margins, square crops, crop and photo sizes)."""
+        stored = (self.manifest.get("config") or {}).get("regions")
+        if stored is None:
+            return RegionStrategy()
+        try:
+            return RegionStrategy.model_validate(stored)
+        except ValueError:
+            logger.warning("index manifest has an unreadable region strategy; using defaults")
+            return RegionStrategy()
+
+    def query_image(self, image: PhotoSource | QueryPhoto) -> Image.Image:
+        """The pixels a query photo is embedded from: the whole photo at the size of the
+        index's whole-image nodes (``regions.image_max_side``), never upscaled.
+
+        ``index search`` and the agent's ``search_similar_damage`` both come through here, so
+        one photo gives one vector whichever asks.
+        """
+        photo = image if isinstance(image, QueryPhoto) else QueryPhoto(image)
+        return photo.view(max_side=self.strategy.image_max_side)
+
+    def embed(self, image: PhotoSource | QueryPhoto) -> np.ndarray:
+        """The query vector of a photo (see :meth:`query_image`) or of a crop of it."""
+        return self.embedder.embed_images([self.query_image(image)])[0]
 
     def search(
         self,
-        image: str | Path | bytes | Image.Image | None = None,
+        image: PhotoSource | QueryPhoto | None = None,
         *,
         vector: np.ndarray | None = None,
         k: int = 5,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from index.config import AgentConfig, ModelConfig, RegionStrategy
+from index.errors import DamageRagError
 from index.imaging.drawing import label_colour
 from index.imaging.query_photo import PhotoSource, QueryPhoto
 from index.taxonomy import LabelTaxonomy
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class ToolUnavailableError(RuntimeError):
+class ToolUnavailableError(DamageRagError, RuntimeError):
     """A tool that cannot run in this context (e.g. no query photo); the message says what to do."""
 
 
@@ -61,17 +61,10 @@ class ToolContext:
         self.exclude_groups = list(self.exclude_groups or [])
 
     # ------------------------------------------------------------------ configuration
-    @cached_property
+    @property
     def strategy(self) -> RegionStrategy:
         """The region strategy the index was built with (margins, square crops, crop size)."""
-        stored = (self.index.manifest.get("config") or {}).get("regions")
-        if stored is None:
-            return RegionStrategy()
-        try:
-            return RegionStrategy.model_validate(stored)
-        except ValueError:
-            logger.warning("index manifest has an unreadable region strategy; using defaults")
-            return RegionStrategy()
+        return self.index.strategy
 
     @property
     def labels(self) -> LabelTaxonomy:

@@ -41,7 +41,7 @@ def search_similar_damage(
     query: dict = {"photo_size": list(photo.size)}
     if box is None:
         kind = "image"
-        image = photo.view(max_side=strategy.image_max_side)
+        image = ctx.index.query_image(photo)
         query["image_size"] = list(image.size)
         target = "the whole photo"
     else:

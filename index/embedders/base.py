@@ -12,6 +12,7 @@ import logging
 import os
 from abc import abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -29,7 +30,7 @@ ImageInput = Image.Image | str | os.PathLike | IO[bytes]
 
 
 def load_image(source: ImageInput) -> Image.Image:
-    """Open ``source`` as an upright RGB image.
+    """Open ``source`` as an upright RGB image, as :func:`index.imaging.decode.decode_image` does.
 
     Args:
         source: A PIL image, a file path, or a binary file-like object.
@@ -40,26 +41,18 @@ def load_image(source: ImageInput) -> Image.Image:
     Raises:
         EmbedderError: If the source cannot be read as an image.
     """
+    from index.imaging.decode import ImageReadError, decode_image, to_rgb
+
     if isinstance(source, Image.Image):
-        image = source
-    else:
-        try:
-            if hasattr(source, "read"):
-                if hasattr(source, "seek"):
-                    source.seek(0)
-                image = Image.open(source)
-            else:
-                image = Image.open(os.fspath(source))
-            image.load()
-        except (OSError, ValueError, TypeError) as exc:
-            raise EmbedderError(f"Cannot read image {source!r}: {exc}") from None
-    image = ImageOps.exif_transpose(image) or image
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        # Deep grey images: Pillow's convert("RGB") clips them to 8 bits instead of scaling.
-        pixels = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(pixels.max()), 1.0)
-        image = Image.fromarray(np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8), "L")
-    return image if image.mode == "RGB" else image.convert("RGB")
+        return to_rgb(ImageOps.exif_transpose(source) or source)
+    try:
+        if hasattr(source, "read"):
+            if hasattr(source, "seek"):
+                source.seek(0)
+            return decode_image(source.read(), name=repr(source))[0]
+        return decode_image(Path(os.fspath(source)))[0]
+    except (ImageReadError, TypeError) as exc:
+        raise EmbedderError(f"Cannot read image {source!r}: {exc}") from None
 
 
 def finish_vectors(raw: np.ndarray, native_dim: int, dim: int | None) -> np.ndarray:

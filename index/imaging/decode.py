@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from index.errors import DamageRagError
+
 logger = logging.getLogger(__name__)
 
 EXIF_ORIENTATION = 0x0112
@@ -24,7 +26,7 @@ _SWAPS_AXES = {5, 6, 7, 8}
 Image.MAX_IMAGE_PIXELS = 250_000_000  # 12 MP photos are normal; keep Pillow's bomb guard above that
 
 
-class ImageReadError(Exception):
+class ImageReadError(DamageRagError):
     """An image that cannot be read; the message names the file and the cause."""
 
 
@@ -98,18 +100,25 @@ def read_header(source: Path | bytes, name: str | None = None) -> ImageHeader:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB.
+    """Convert any Pillow mode to 8-bit RGB, the one conversion every reader uses.
 
-    16-bit and 32-bit grey images are rescaled to their actual range rather than clipped;
-    transparent pixels are composited on white; CMYK, palette and grey convert as usual.
+    Deep grey images are scaled, not clipped: 16-bit modes by their full range (65535), 32-bit
+    integer images likewise unless their values exceed it, float images by their maximum (or 1).
+    Transparent pixels are composited on white; CMYK, palette and grey convert as usual.
     """
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+        peak = float(arr.max()) if arr.size else 0.0
+        if img.mode.startswith("I;16"):
+            top = 65535.0
+        elif img.mode == "I":
+            top = 65535.0 if peak <= 65535 else peak
+        else:
+            top = max(peak, 1.0)
+        scaled = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -131,21 +140,26 @@ def embedded_image_bytes(annotation_path: Path, field: str = "imageData") -> byt
 
 
 def decode_image(
-    path: Path,
+    source: Path | bytes,
     *,
     embedded: bool = False,
     exif_transpose: bool = True,
     min_scale: float = 1.0,
+    name: str | None = None,
 ) -> tuple[Image.Image, float]:
     """Decode an image to RGB, using reduced-scale JPEG decoding when allowed.
 
+    The one decoder of the project: dataset photos, embedded LabelMe images and query photos
+    (files or bytes) all go through it, so the same photo gives the same pixels everywhere.
+
     Args:
-        path: The image file, or the annotation file when ``embedded``.
+        source: The image file, the annotation file when ``embedded``, or encoded bytes.
         embedded: Read the pixels from the annotation's ``imageData``.
         exif_transpose: Apply the EXIF orientation (the frame LabelMe annotates in).
         min_scale: The least fraction of full resolution the caller needs; a JPEG is then
             decoded at 1/2, 1/4 or 1/8 scale when that stays at or above it (DCT scaling,
             several times faster than a full decode).
+        name: How to name the image in error messages (default: the path).
 
     Returns:
         The RGB image and the scale factor of its pixels relative to the full-size image
@@ -154,11 +168,15 @@ def decode_image(
     Raises:
         ImageReadError: If the file is missing, corrupt or truncated.
     """
-    source = io.BytesIO(embedded_image_bytes(path)) if embedded else path
+    if isinstance(source, bytes):
+        label, handle = name or "image bytes", io.BytesIO(source)
+    else:
+        label = name or str(source)
+        handle = io.BytesIO(embedded_image_bytes(source)) if embedded else source
     try:
         # Not a `with` block: closing would drop the decoded pixels we return. Pillow closes
         # the file itself once a single-frame image is loaded.
-        img = Image.open(source)
+        img = Image.open(handle)
         full_width = img.width
         if min_scale < 1.0 and img.format == "JPEG":
             img.draft("RGB", (max(1, int(img.width * min_scale)), max(1, int(img.height * min_scale))))
@@ -168,6 +186,6 @@ def decode_image(
             img = ImageOps.exif_transpose(img)  # copies: only when there is something to rotate
         return to_rgb(img), scale
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: file not found") from None
+        raise ImageReadError(f"{label}: file not found") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"{path}: cannot decode ({exc})") from None
+        raise ImageReadError(f"{label}: cannot decode ({exc})") from None

@@ -1,34 +1,23 @@
-"""The query photo: full-resolution size from the header, pixels decoded lazily and only as needed."""
+"""The query photo: full-resolution size from the header, pixels decoded lazily and only as needed.
+
+The agent's tools and ``index search`` both read a query photo through :class:`QueryPhoto`, so
+the same photo is embedded from the same pixels whichever way it is asked about.
+"""
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from index.imaging.budget import fitted_size
-from index.imaging.decode import ImageReadError, decode_image, read_header, to_rgb
+from index.imaging.decode import decode_image, read_header, to_rgb
 
 logger = logging.getLogger(__name__)
 
 PhotoSource = str | Path | bytes | Image.Image
-
-
-def _decode_bytes(data: bytes, min_scale: float) -> tuple[Image.Image, float]:
-    """Like :func:`index.imaging.decode.decode_image`, for encoded bytes in memory."""
-    try:
-        img = Image.open(io.BytesIO(data))
-        full_width = img.width
-        if min_scale < 1.0 and img.format == "JPEG":
-            img.draft("RGB", (max(1, int(img.width * min_scale)), max(1, int(img.height * min_scale))))
-        img.load()
-        scale = img.width / full_width
-        return to_rgb(ImageOps.exif_transpose(img)), scale
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"query photo: cannot decode ({exc})") from None
 
 
 class QueryPhoto:
@@ -86,10 +75,9 @@ class QueryPhoto:
         with self._lock:
             if self._decoded is not None and self._decoded[1] >= min_scale - 1e-9:
                 return self._decoded
-            if isinstance(self.source, bytes):
-                image, scale = _decode_bytes(self.source, min_scale)
-            elif isinstance(self.source, Path):
-                image, scale = decode_image(self.source, min_scale=min_scale)
+            if isinstance(self.source, (bytes, Path)):
+                name = "query photo" if isinstance(self.source, bytes) else None
+                image, scale = decode_image(self.source, min_scale=min_scale, name=name)
             else:  # a PIL source is always held at full scale
                 assert self._decoded is not None
                 return self._decoded

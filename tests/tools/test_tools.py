@@ -170,6 +170,36 @@ def test_whole_photo_search_compares_photos_with_photos(make_ctx, photos):
     assert len(result.data["ids"]) == 3  # the configured agent.k
 
 
+def test_cli_search_and_the_tool_embed_the_same_pixels_of_one_photo(make_ctx, index, synth_dataset, tmp_path):
+    """A 12 MP photo searched by ``index search`` (a path) and by ``search_similar_damage``
+    (the agent's QueryPhoto) gives the same ids and the same scores: one decoder, one view."""
+    source = Image.open(sorted(synth_dataset.glob("*.jpg"))[0]).resize((4000, 3000))
+    big = tmp_path / "big.jpg"
+    source.save(big, "JPEG", quality=92)
+    result = run_tool(make_ctx(photo=big), "search_similar_damage", {"k": 5})
+    assert not result.error and result.data["kind"] == "image"
+    for given in (big, big.read_bytes(), QueryPhoto(big)):
+        hits = index.search(given, k=5, kind="image")
+        assert [h.id for h in hits] == result.data["ids"]
+        assert [h.similarity for h in hits] == result.data["scores"]
+    # within the whole-image nodes' side (regions.image_max_side 1024): the 1/4-scale JPEG decode as is
+    assert index.query_image(big).size == (1000, 750)
+
+
+def test_sixteen_bit_photos_convert_one_way_for_the_index_and_the_embedder(tmp_path):
+    from index.embedders.base import load_image
+    from index.imaging.decode import decode_image
+
+    deep = np.linspace(0, 40000, 64 * 48, dtype=np.uint16).reshape(48, 64)
+    path = tmp_path / "deep.png"
+    Image.fromarray(deep).save(path)
+    decoded, _ = decode_image(path)
+    for pixels in (decoded, load_image(path), load_image(Image.open(path)), QueryPhoto(path).view()):
+        assert pixels.mode == "RGB"
+        assert np.array_equal(np.asarray(pixels), np.asarray(decoded))
+    assert np.asarray(decoded).max() == int(40000 / 65535 * 255)  # scaled by the full 16-bit range
+
+
 @pytest.mark.parametrize("label, key", [("rayones", "scratch"), ("Abolladura", "dent"), ("4", "large_scratch"),
                                         ("Crack", "crack"), ("pintura levantada", "paint_peeling")])
 def test_label_filter_is_exact_and_accepts_synonyms(make_ctx, photos, label, key):

@@ -129,7 +129,7 @@ def _print_inspection(report: dict[str, Any]) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write a synthetic dataset in the user's LabelMe layout (or COCO)."""
-    from index.synth import parse_size, synthesize_coco, synthesize_labelme
+    from index.synth.dataset import parse_size, synthesize_coco, synthesize_labelme
 
     try:
         size = parse_size(args.size)
