@@ -1,4 +1,4 @@
-"""``python -m agent``: chat, ask and inspect traces."""
+"""``python -m agent``: ask the agent about photos, chat, read traces, evaluate."""
 
 import sys
 

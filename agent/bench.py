@@ -10,12 +10,9 @@ measured at a realistic size.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +74,7 @@ def run_benchmark(queries: int = 30, regions: int = 10_000, workdir: Path | None
     from agent.engine import DamageQueryEngine
     from agent.testing import FakeOpenAIServer
     from index.build import build_index
-    from index.config import apply_overrides, load_config
+    from index.config import DEFAULT_CONFIG, apply_overrides, load_config
     from index.embedders.tiny import save_tiny_dinov2
     from index.search import DamageIndex
     from index.synth import synthesize_labelme
@@ -87,10 +84,8 @@ def run_benchmark(queries: int = 30, regions: int = 10_000, workdir: Path | None
     if not any(data.glob("*.json")):
         synthesize_labelme(data, 16, size=(4000, 3000), seed=3)  # the user's 12 MP photos
     model = save_tiny_dinov2(work / "tiny-dinov2")
-    project = Path(__file__).resolve().parent.parent
-    config = apply_overrides(load_config(project / "configs" / "vehicle_damage.yaml"), {
+    config = apply_overrides(load_config(DEFAULT_CONFIG), {
         "dataset.root": str(data), "embedder.model": str(model), "agent.traces_dir": str(work / "traces"),
-        "agent.prompts_dir": str(project / "prompts"),
     })
     build_index(config, index_dir=work / "index")
     index = DamageIndex.open(work / "index")
@@ -129,20 +124,3 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"  {mode:8s} median {row['overhead_median_ms']:7.1f} ms   p95 {row['overhead_p95_ms']:7.1f} ms   "
                      f"(fake model {row['fake_model_median_ms']:.1f} ms)   {'PASS' if row['pass'] else 'MISS'}")
     return "\n".join(lines)
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m agent bench``."""
-    parser.add_argument("--queries", type=int, default=30, help="Queries per mode.")
-    parser.add_argument("--regions", type=int, default=10_000, help="Region nodes in the index.")
-    parser.add_argument("--workdir", type=Path, help="Keep the synthetic data and index here.")
-    parser.add_argument("--json", action="store_true")
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark and print the table (or JSON)."""
-    started = time.perf_counter()
-    result = run_benchmark(args.queries, args.regions, args.workdir)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(result) if args.json else format_table(result))
-    return 0

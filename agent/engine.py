@@ -34,12 +34,10 @@ from agent.tool_protocol import (
     tools_for_prompt,
 )
 from agent.trace import Trace, summarise_messages
-from index.config import DomainConfig, apply_overrides, load_config
+from index.config import MODES, DomainConfig, apply_overrides, load_config
 
 logger = logging.getLogger(__name__)
 
-MODES = ("agentic", "rag", "zero-shot")
-PROJECT_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
 EventHandler = Callable[[str, dict[str, Any]], None]
 
@@ -75,8 +73,7 @@ class DamageQueryEngine:
         self._index: Any = None
         self._loop_thread: _LoopThread | None = None
         self.client = ModelClient(config.model)
-        folder = Path(config.agent.prompts_dir)
-        self.prompts = Prompts(folder if folder.is_dir() else PROJECT_PROMPTS)
+        self.prompts = Prompts.for_config(config)
         self.taxonomy = config.taxonomy
 
     @classmethod

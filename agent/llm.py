@@ -18,16 +18,21 @@ from typing import Any
 from PIL import Image
 
 from index.config import ModelConfig
+from index.errors import DamageRagError
 
 logger = logging.getLogger(__name__)
 
 
-class ModelEndpointError(RuntimeError):
+class ModelEndpointError(DamageRagError, RuntimeError):
     """The model endpoint could not be reached or kept failing; the message names it."""
 
+    exit_code = 1
 
-class ModelRequestRejected(RuntimeError):
+
+class ModelRequestRejected(DamageRagError, RuntimeError):
     """The endpoint answered 4xx: the request itself is wrong for this server."""
+
+    exit_code = 1
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

@@ -1,30 +1,61 @@
 """Prompt templates live as files in ``prompts/`` and are rendered strictly.
 
 Templates use ``$name`` placeholders (``string.Template``); rendering with a missing variable,
-or a template file that does not exist, raises :class:`PromptError` naming it.
+or a template file that does not exist, raises :class:`PromptError` naming it. The templates
+shipped with the package are found through ``importlib.resources`` (the ``prompts`` package),
+so a checkout, an editable install and a wheel behave alike; ``agent.prompts_dir`` names a
+folder of your own instead.
 """
 
 from __future__ import annotations
 
 import string
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from index.config import DomainConfig
+
+from index.errors import DamageRagError
 from index.taxonomy import LabelTaxonomy
 
 
-class PromptError(KeyError):
+class PromptError(DamageRagError, KeyError):
     """A prompt template is missing or a variable it needs was not given."""
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+
+def packaged_prompts() -> Traversable:
+    """The folder of the templates shipped with the package."""
+    return files("prompts")
 
 
 class Prompts:
     """Loads and renders the templates of one prompts folder."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: Path | Traversable) -> None:
+        self.folder = folder
         self._cache: dict[str, str] = {}
+
+    @classmethod
+    def for_config(cls, config: DomainConfig) -> Prompts:
+        """The templates of ``agent.prompts_dir``, or the packaged ones when it is not set.
+
+        Raises:
+            PromptError: If ``agent.prompts_dir`` is set but is not a folder.
+        """
+        folder = config.agent.prompts_dir
+        if folder is None:
+            return cls(packaged_prompts())
+        if not Path(folder).is_dir():
+            raise PromptError(f"Prompt folder {folder} (agent.prompts_dir) does not exist.")
+        return cls(Path(folder))
+
+    def files(self) -> dict[str, bytes]:
+        """Every template of the folder by file name (for cache keys)."""
+        return {item.name: item.read_bytes() for item in sorted(self.folder.iterdir(), key=lambda i: i.name)
+                if item.name.endswith(".md")}
 
     def template(self, name: str) -> str:
         """The raw text of ``<folder>/<name>.md``."""

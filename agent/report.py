@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from index.errors import DamageRagError
 from index.taxonomy import LabelTaxonomy
 
 Severity = Literal["minor", "moderate", "severe"]
@@ -100,7 +101,7 @@ class DamageReport(BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)
 
 
-class AnswerError(ValueError):
+class AnswerError(DamageRagError, ValueError):
     """The model's text holds no valid answer; the message says why, for a repair request."""
 
 

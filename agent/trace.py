@@ -21,10 +21,12 @@ from typing import Any
 
 from PIL import Image
 
+from index.errors import DamageRagError
+
 _KEY_HINTS = ("api_key", "authorization", "apikey", "secret", "token=")
 
 
-class TraceNotFoundError(FileNotFoundError):
+class TraceNotFoundError(DamageRagError, FileNotFoundError):
     """No trace with that id."""
 
 

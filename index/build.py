@@ -12,7 +12,6 @@ staging directory with periodic checkpoints and is swapped in at the end (see
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,22 +20,23 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from index.config import DomainConfig
 from index.dataset.records import ImageRecord, Issue, issue_list
+from index.files import digest, write_json_atomic
 from index.index_dir import (
     BUILD_REPORT,
     CROPS,
     FORMAT_VERSION,
     MANIFEST,
     link_or_copy,
+    node_counts,
     recover,
     staging_dir,
     swap_in,
-    write_json,
+    write_manifest,
 )
 from index.inspection import plan_dataset
 from index.regions.cut import RenderedCrop, crop_file_name, pixel_signature, render_photo
@@ -47,11 +47,8 @@ logger = logging.getLogger(__name__)
 
 def image_signature(record: ImageRecord, crops: list[RegionCrop], dataset: str) -> str:
     """What must stay equal for an image's nodes to be reused: pixels and planned metadata."""
-    digest = hashlib.sha1(pixel_signature(record).encode())
-    for crop in crops:
-        digest.update(crop.node_id.encode())
-        digest.update(json.dumps(crop.metadata(dataset), sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+    return digest({"pixels": pixel_signature(record),
+                   "crops": [[crop.node_id, crop.metadata(dataset)] for crop in crops]})
 
 
 class _ModelLoader:
@@ -293,7 +290,9 @@ def build_index(
                 }
             batcher.done = []
             store.persist(staging)
-            write_json(staging / MANIFEST, _manifest(config, model.get().info, images_state, crops_by_image, complete, started))
+            write_manifest(staging, config, model.get().info, counts=_counts(images_state, crops_by_image),
+                           images=images_state, complete=complete, build_seconds=time.perf_counter() - started,
+                           embedder_files=_model_files(config))
 
         workers = workers or os.cpu_count() or 1
         threads = batcher.threads = _EmbedThreads(workers)
@@ -318,7 +317,7 @@ def build_index(
                      embedded=len(plan) - len(build_issues), reused=len(kept), removed=len(stale), rebuilt=rebuilt,
                      up_to_date=up_to_date)
     target = index_dir if up_to_date else staging
-    write_json(target / BUILD_REPORT, report)
+    write_json_atomic(target / BUILD_REPORT, report)
     if not up_to_date:
         swap_in(staging, index_dir)
     report["index_dir"] = str(index_dir)
@@ -364,29 +363,7 @@ def _render_and_embed(plan: list[tuple[ImageRecord, list[RegionCrop], str]], sta
 
 def _counts(images_state: dict[str, Any], crops_by_image: dict[str, list[RegionCrop]]) -> dict[str, Any]:
     live = [c for image_id in images_state for c in crops_by_image.get(image_id, [])]
-    return {
-        "images": len(images_state),
-        "nodes": len(live),
-        "nodes_by_kind": dict(Counter(c.kind for c in live)),
-        "regions_by_label": dict(Counter(c.label_keys[0] for c in live if c.kind == "region")),
-    }
-
-
-def _manifest(config: DomainConfig, info: Any, images_state: dict[str, Any],
-              crops_by_image: dict[str, list[RegionCrop]], complete: bool, started: float) -> dict[str, Any]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "complete": complete,
-        "dataset": config.name,
-        "embedder": {**info.to_dict(), "config": config.embedder.model_dump(mode="json"), "files": _model_files(config)},
-        "dim": info.dim,
-        "index_type": config.index.type,
-        "config": config.model_dump(mode="json"),
-        "counts": _counts(images_state, crops_by_image),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "images": images_state,
-    }
+    return node_counts(live, images=len(images_state))
 
 
 def _report(config, scan, crops_by_image, images_state, build_issues, info, store, started, *,

@@ -12,19 +12,26 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from index.embedders.config import EmbedderConfig
+from index.errors import DamageRagError
 from index.taxonomy import LabelTaxonomy
 from index.vector_store.config import VectorIndexConfig
 
 NodeKind = Literal["region", "image", "background", "tile"]
+#: How a question is answered: photo only, fixed retrieval, or the model choosing its tools.
+Mode = Literal["zero-shot", "rag", "agentic"]
+#: The modes, baseline first (the order evaluations compare them in).
+MODES: tuple[str, ...] = get_args(Mode)
+#: The config used when a command is given none.
+DEFAULT_CONFIG = "configs/vehicle_damage.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(DamageRagError, ValueError):
     """The configuration file is missing, is not YAML, or does not validate."""
 
 
@@ -245,7 +252,7 @@ class ModelConfig(_Strict):
 class AgentConfig(_Strict):
     """How the online analysis runs."""
 
-    mode: Literal["agentic", "rag", "zero-shot"] = Field(
+    mode: Mode = Field(
         default="agentic",
         description="'agentic': the model chooses its tools; 'rag': always retrieve top-k, one call; "
         "'zero-shot': photo and question only.",
@@ -255,7 +262,10 @@ class AgentConfig(_Strict):
     example_kind: Literal["region", "image", "tile"] = Field(
         default="region", description="Node kind the example tools search."
     )
-    prompts_dir: Path = Field(default=Path("prompts"), description="Folder of the prompt templates.")
+    prompts_dir: Path | None = Field(
+        default=None,
+        description="Folder of your own prompt templates; none: the ones shipped with the package.",
+    )
     traces_dir: Path = Field(default=Path("outputs/traces"), description="Where every query writes its trace.")
     language: str = Field(
         default="auto", description="Language of the answer: 'auto' answers in the question's language."
@@ -344,13 +354,27 @@ def parse_config(data: dict[str, Any], source: str = "config") -> DomainConfig:
         raise ConfigError(_describe(exc, source)) from None
 
 
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` itself when it exists; else the config of that file name shipped with the package.
+
+    So ``configs/vehicle_damage.yaml`` works from a checkout and from an installed wheel alike.
+    """
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    from importlib.resources import files
+
+    packaged = files("configs") / path.name
+    return Path(str(packaged)) if packaged.is_file() else path
+
+
 def load_config(path: str | Path) -> DomainConfig:
-    """Read and validate a domain YAML file.
+    """Read and validate a domain YAML file (see :func:`resolve_config_path`).
 
     Raises:
         ConfigError: If the file is missing, is not YAML, or does not validate.
     """
-    path = Path(path)
+    path = resolve_config_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -20,8 +20,19 @@ import json
 import logging
 import os
 import shutil
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from index.errors import DamageRagError
+from index.files import write_json_atomic
+
+if TYPE_CHECKING:
+    from index.config import DomainConfig
+    from index.embedders.config import EmbedderInfo
+    from index.regions.plan import RegionCrop
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +42,69 @@ BUILD_REPORT = "build_report.json"
 CROPS = "crops"
 
 
-class IndexNotFoundError(FileNotFoundError):
+class IndexNotFoundError(DamageRagError, FileNotFoundError):
     """There is no built index at the given directory."""
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+def node_counts(crops: Iterable[RegionCrop], images: int | None = None) -> dict[str, Any]:
+    """The manifest's ``counts``: images, nodes, nodes per kind and region nodes per label.
+
+    ``images`` defaults to the number of photos the crops come from.
+    """
+    live = list(crops)
+    return {
+        "images": len({c.record.image_id for c in live}) if images is None else images,
+        "nodes": len(live),
+        "nodes_by_kind": dict(Counter(c.kind for c in live)),
+        "regions_by_label": dict(Counter(c.label_keys[0] for c in live if c.kind == "region")),
+    }
+
+
+def write_manifest(
+    index_dir: Path,
+    config: DomainConfig,
+    embedder: EmbedderInfo,
+    *,
+    counts: dict[str, Any],
+    images: dict[str, Any],
+    complete: bool,
+    build_seconds: float,
+    embedder_files: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``manifest.json`` atomically: the one writer of the index's manifest.
+
+    Args:
+        index_dir: The index (or staging) directory.
+        config: The configuration the index was built with (its snapshot is recorded).
+        embedder: The embedder's identity (model id, family, dim, fingerprint).
+        counts: What the index holds (:func:`node_counts`).
+        images: Per-image signatures and node ids (``{}`` for a one-off index).
+        complete: False for a checkpoint of a build still running.
+        build_seconds: How long the build took so far.
+        embedder_files: A cheap identity of a local model directory, if any.
+        extra: More fields (the evaluation records its strategy and cache key).
+
+    Returns:
+        The manifest as written.
+    """
+    embedder_record = {**embedder.to_dict(), "config": config.embedder.model_dump(mode="json"), "files": embedder_files}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "complete": complete,
+        "dataset": config.name,
+        "embedder": embedder_record,
+        "dim": embedder.dim,
+        "index_type": config.index.type,
+        "config": config.model_dump(mode="json"),
+        "counts": counts,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(build_seconds, 2),
+        "images": images,
+        **(extra or {}),
+    }
+    write_json_atomic(index_dir / MANIFEST, manifest)
+    return manifest
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any]:

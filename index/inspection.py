@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -15,6 +14,7 @@ from index.config import DomainConfig
 from index.dataset.ingest import DatasetScan, read_dataset
 from index.dataset.records import issue_list
 from index.dataset.sampling import stratified_sample
+from index.files import write_json_atomic
 from index.regions.plan import RegionCrop, plan_crops
 
 logger = logging.getLogger(__name__)
@@ -140,8 +140,6 @@ def inspect_dataset(
         report["skipped"].extend(issue_list(failures))
     report["seconds"] = round(time.perf_counter() - started, 3)
     path = out_dir / "report.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, report, indent=2)
     report["report"] = str(path)
     return Inspection(scan, crops, report)

@@ -12,8 +12,10 @@ import unicodedata
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from index.errors import DamageRagError
 
-class UnknownLabelError(ValueError):
+
+class UnknownLabelError(DamageRagError, ValueError):
     """A label string that matches no label of the taxonomy."""
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from index.errors import DamageRagError
 from index.taxonomy import Label, LabelTaxonomy
 from tools.boxes import BOX_HELP, BoxError, check_qwen_box
 
@@ -23,7 +24,7 @@ _INT_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
 _BOX_KEYS = ("bbox_2d", "bbox", "box", "region")
 
 
-class ArgumentError(ValueError):
+class ArgumentError(DamageRagError, ValueError):
     """A tool argument the model got wrong; the message says how to fix it."""
 
 

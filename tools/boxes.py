@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from numbers import Real
 
+from index.errors import DamageRagError
+
 QWEN_SCALE = 1000
 BOX_HELP = (
     "give the region as 4 numbers [x1, y1, x2, y2] in 0-1000 coordinates of the photo "
@@ -13,7 +15,7 @@ BOX_HELP = (
 )
 
 
-class BoxError(ValueError):
+class BoxError(DamageRagError, ValueError):
     """A region argument that is not a valid 0-1000 box; the message says how to fix it."""
 
 

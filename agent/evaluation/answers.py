@@ -18,33 +18,28 @@ from typing import Any
 
 from agent.report import DamageReport
 from index.config import DomainConfig
+from index.files import digest, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def setup_key(config: DomainConfig) -> str:
     """A key over what else shapes an answer: sampling, pixel budgets, agent settings, prompts."""
-    from agent.engine import PROJECT_PROMPTS
+    from agent.prompts import Prompts
 
     model = config.model.model_dump(mode="json", exclude={"api_base", "api_key_env", "timeout_s", "max_retries",
                                                           "retry_backoff_s"})
     agent = config.agent.model_dump(mode="json", include={"max_tool_calls", "k", "example_kind", "language"})
-    folder = Path(config.agent.prompts_dir)
-    folder = folder if folder.is_dir() else PROJECT_PROMPTS
-    prompts = {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.md"))}
-    return _digest({"model": model, "agent": agent, "prompts": prompts, "labels": config.taxonomy.model_dump(mode="json")})[:16]
+    prompts = {name: hashlib.sha1(data).hexdigest() for name, data in Prompts.for_config(config).files().items()}
+    return digest({"model": model, "agent": agent, "prompts": prompts, "labels": config.taxonomy.model_dump(mode="json")})[:16]
 
 
 def response_key(mode: str, image_id: str, question: str, model: str, index_fingerprint: str, setup: str) -> str:
     """The cache key of one answer. Zero-shot answers do not depend on the index, so they pass
     ``"-"`` as its fingerprint and are reused across index strategies."""
-    return _digest({"v": CACHE_VERSION, "mode": mode, "image_id": image_id, "question": question, "model": model,
+    return digest({"v": CACHE_VERSION, "mode": mode, "image_id": image_id, "question": question, "model": model,
                     "index": index_fingerprint, "setup": setup})
 
 
@@ -72,9 +67,7 @@ def store(path: Path, key: str, report: DamageReport, *, image_id: str, model: s
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"key": key, "mode": report.mode, "image_id": image_id, "question": report.question, "model": model,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "report": report.model_dump(mode="json")}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, data)
 
 
 # --------------------------------------------------------------------------------------------

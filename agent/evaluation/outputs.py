@@ -8,12 +8,12 @@ Plots are drawn with matplotlib's Agg canvas directly (no pyplot, no global back
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from agent.evaluation.scoring import DIFF_METRICS, format_interval
+from index.files import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +42,10 @@ def write_outputs(result: dict[str, Any], run_dir: Path, *, plots: bool = True) 
     if plots:
         files.update(draw_plots(result, run_dir))
     result["files"] = files
-    _atomic(run_dir / "agent_eval.md", markdown(result))
-    _atomic(run_dir / "agent_eval.json", json.dumps(result, indent=1, ensure_ascii=False))
+    write_text_atomic(run_dir / "agent_eval.md", markdown(result))
+    write_json_atomic(run_dir / "agent_eval.json", result)
     logger.info("wrote %s", ", ".join(files.values()))
     return files
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------------------------

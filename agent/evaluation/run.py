@@ -27,11 +27,8 @@ asks again; an endpoint that cannot be reached stops the run with
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -51,21 +48,18 @@ from agent.evaluation.answers import (
 from agent.evaluation.scoring import GroundTruth, compare_modes, prediction_from_report, score_mode
 from agent.llm import ModelEndpointError, ModelRequestRejected
 from agent.report import DamageReport
-from index.config import DomainConfig, apply_overrides, load_config
+from index.config import DEFAULT_CONFIG, MODES, DomainConfig, apply_overrides, load_config
+from index.errors import EvaluationError
 
 logger = logging.getLogger(__name__)
 
-MODES = ("zero-shot", "rag", "agentic")
 DEFAULT_QUESTION = "Inspect this {subject} photo. Which of the listed damage types are visible, and where?"
-DEFAULT_CONFIG = "configs/vehicle_damage.yaml"
 EVAL_ROOT = Path("outputs/eval")
 
 #: ``progress(phase, done, total)``: phase is "index" or "queries".
 Progress = Callable[[str, int, int], None]
 
 
-class EvalError(ValueError):
-    """The evaluation cannot run as asked (no photos, no train side, bad modes); one line."""
 
 
 @dataclass
@@ -179,13 +173,13 @@ def _load_config(config: DomainConfig, options: EvalOptions, run_dir: Path) -> D
 def _check(options: EvalOptions) -> None:
     unknown = [m for m in options.modes if m not in MODES]
     if unknown or not options.modes:
-        raise EvalError(f"Unknown mode(s) {', '.join(unknown) or '(none given)'}; use {', '.join(MODES)}.")
+        raise EvaluationError(f"Unknown mode(s) {', '.join(unknown) or '(none given)'}; use {', '.join(MODES)}.")
     if len(set(options.modes)) != len(options.modes):
-        raise EvalError("A mode is listed twice in --modes.")
+        raise EvaluationError("A mode is listed twice in --modes.")
     if options.n < 1 or options.concurrency < 1 or options.resamples < 1:
-        raise EvalError("--n, --concurrency and --bootstrap must be at least 1.")
+        raise EvaluationError("--n, --concurrency and --bootstrap must be at least 1.")
     if not 0 < options.test_fraction < 1 or not 0 < options.confidence < 1:
-        raise EvalError("--test-fraction and --confidence must be between 0 and 1.")
+        raise EvaluationError("--test-fraction and --confidence must be between 0 and 1.")
 
 
 def default_run_dir(config: DomainConfig, options: EvalOptions) -> Path:
@@ -204,7 +198,7 @@ def run_evaluation(options: EvalOptions, *, embedder: Any = None, progress: Prog
         progress: Called as work advances, for a progress bar.
 
     Raises:
-        EvalError: If the run cannot be done as asked.
+        EvaluationError: If the run cannot be done as asked.
         ModelEndpointError: If the model endpoint cannot be reached.
         ConfigError, AdapterError, EmbedderError: From the config, dataset and embedder.
     """
@@ -224,13 +218,13 @@ def run_evaluation(options: EvalOptions, *, embedder: Any = None, progress: Prog
         options = replace(options, question=DEFAULT_QUESTION.format(subject=config.subject))
     scan = read_dataset(config)
     if not scan.records:
-        raise EvalError(f"No usable annotated photos in {config.dataset.root}.")
+        raise EvaluationError(f"No usable annotated photos in {config.dataset.root}.")
     split = split_by_vehicle(scan.records, options.test_fraction, options.seed)
     retrieval = [m for m in options.modes if m != "zero-shot"]
     if not split.test:
-        raise EvalError(f"The split left no test photos (test fraction {options.test_fraction}); raise --test-fraction.")
+        raise EvaluationError(f"The split left no test photos (test fraction {options.test_fraction}); raise --test-fraction.")
     if retrieval and not split.train:
-        raise EvalError("The split left no train photos to retrieve from; lower --test-fraction.")
+        raise EvaluationError("The split left no train photos to retrieve from; lower --test-fraction.")
     sample = stratified_sample(split.test, options.n, seed=options.seed)
     if len(sample) < options.n:
         logger.warning("only %d test photos on the test side; evaluating all of them", len(sample))
@@ -334,83 +328,3 @@ def _rounded(value: Any, digits: int = 4) -> Any:
     if isinstance(value, list | tuple):
         return [_rounded(v, digits) for v in value]
     return value
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of ``python -m agent eval`` to ``parser``."""
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="Domain YAML (default: %(default)s).")
-    parser.add_argument("--dataset", type=Path, help="Dataset folder (overrides dataset.root).")
-    parser.add_argument("--embedder", help="Embedder of the train-side index (overrides embedder.model).")
-    parser.add_argument("--api-base", help="OpenAI-compatible endpoint (overrides model.api_base).")
-    parser.add_argument("--model", help="Served model name (overrides model.model).")
-    parser.add_argument("--n", type=int, default=100, help="Test photos to ask about (default %(default)s).")
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help="Comma-separated modes to compare (default %(default)s).")
-    parser.add_argument("--question", help="The question asked about every photo (default: "
-                        f"{DEFAULT_QUESTION!r} with the config's subject).")
-    parser.add_argument("--test-fraction", type=float, default=0.2,
-                        help="Share of photos (whole vehicles) on the test side (default %(default)s).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the split, the sample and the bootstrap.")
-    parser.add_argument("--concurrency", type=int, default=4, help="Requests in flight at once (default %(default)s).")
-    parser.add_argument("--no-cache", action="store_true", help="Ask again even when an answer is stored.")
-    parser.add_argument("--out", type=Path, help="Run folder (default outputs/eval/<config>-<model>-n<N>-seed<S>).")
-    parser.add_argument("--index-root", type=Path,
-                        help="Folder of the cached train-side indexes index_<key> (default: the run folder "
-                             "with --out, else outputs/eval).")
-    parser.add_argument("--rebuild-index", action="store_true", help="Bring the train-side index up to date first.")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples (default %(default)s).")
-    parser.add_argument("--confidence", type=float, default=0.95, help="Interval confidence (default %(default)s).")
-    parser.add_argument("--iou", type=float, default=0.3, help="IoU for a region to count as found (default %(default)s).")
-    parser.add_argument("--no-plots", action="store_true", help="Skip the PNG plots.")
-    parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
-
-
-def options_from_args(args: argparse.Namespace) -> EvalOptions:
-    """The :class:`EvalOptions` of parsed command-line flags."""
-    return EvalOptions(
-        config=args.config, dataset=args.dataset, embedder=args.embedder, api_base=args.api_base, model=args.model,
-        n=args.n, modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()), question=args.question,
-        test_fraction=args.test_fraction, seed=args.seed, concurrency=args.concurrency, use_cache=not args.no_cache,
-        out=args.out, index_root=args.index_root, rebuild_index=args.rebuild_index, resamples=args.bootstrap,
-        confidence=args.confidence, iou_threshold=args.iou, plots=not args.no_plots,
-    )
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Run the evaluation from the command line; 1 for an unreachable endpoint, 2 for user errors."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from agent.evaluation.outputs import format_summary
-    from index.cli import _domain_errors
-    from index.config import ConfigError
-    from index.dataset.adapters import AdapterError
-
-    console = Console(stderr=True, soft_wrap=True)
-    try:
-        options = options_from_args(args)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True, disable=not console.is_terminal) as bar:
-            tasks: dict[str, Any] = {}
-
-            def advance(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task("indexing train photos" if phase == "index" else "asking the model")
-                bar.update(tasks[phase], completed=done, total=total or None)
-
-            result = run_evaluation(options, progress=advance)
-    except ModelEndpointError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        return 1
-    except (EvalError, ConfigError, AdapterError, *_domain_errors()) as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        return 2
-    if args.json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.write(format_summary(result) + "\n")
-    return 0

@@ -15,38 +15,31 @@ latency and tokens. Between modes: paired bootstrap intervals of the differences
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from index.config import MODES
+from index.evaluation.metrics import (
+    Interval,
+    bootstrap_diff_ci,
+    bootstrap_indices,
+    box_iou,
+    mean_of_present,
+    percentile,
+    percentile_interval,
+    precision_recall_f1,
+)
 
 logger = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 NONE_LABEL = "(none)"
-#: Order in which modes are compared: a pair (a, b) reports a − b with a the later one.
-MODE_ORDER = ("zero-shot", "rag", "agentic")
 
 
 
-def _shared_iou() -> Any:
-    """``index.evaluation.metrics.box_iou`` when it exists and agrees with ours on a known case (xyxy)."""
-    try:
-        from index.evaluation.metrics import box_iou as shared  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        if abs(float(shared((0, 0, 2, 2), (1, 1, 3, 3))) - 1 / 7) < 1e-9:
-            return shared
-    except Exception:  # noqa: BLE001 - another signature: use the local helper
-        pass
-    logger.debug("index.evaluation.metrics.box_iou has another convention; using the local IoU")
-    return None
-
-
-_shared_box_iou = _shared_iou()
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,44 +140,11 @@ def prediction_from_report(report: Any, truth: GroundTruth) -> Prediction:
 # elementary measures
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes; 0 for empty ones."""
-    if _shared_box_iou is not None:
-        try:
-            return float(_shared_box_iou(tuple(a), tuple(b)))
-        except (TypeError, ValueError):  # another signature than ours: use the local one
-            pass
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]) + max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def set_f1(truth: frozenset[str], predicted: frozenset[str]) -> float:
     """F1 of one photo's predicted label set against its true set (1.0 when both are empty)."""
     if not truth and not predicted:
         return 1.0
     return 2 * len(truth & predicted) / (len(truth) + len(predicted))
-
-
-def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    """Precision, recall and F1 from counts (0 where undefined)."""
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-    return precision, recall, f1
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0–100, linear interpolation), or None without values."""
-    clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    return float(np.percentile(clean, q)) if clean else None
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    clean = [float(v) for v in values if v is not None]
-    return sum(clean) / len(clean) if clean else None
 
 
 def localisation(truth: GroundTruth, prediction: Prediction, iou_threshold: float = 0.3) -> dict[str, list[float]]:
@@ -248,7 +208,7 @@ def score_mode(mode: str, truths: Sequence[GroundTruth], predictions: Sequence[P
         tp = int((truth_m[:, j] & pred_m[:, j]).sum())
         fp = int((~truth_m[:, j] & pred_m[:, j]).sum())
         fn = int((truth_m[:, j] & ~pred_m[:, j]).sum())
-        precision, recall, f1 = prf(tp, fp, fn)
+        precision, recall, f1 = precision_recall_f1(tp, fp, fn)
         per_label[key] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn,
                           "tp": tp, "fp": fp, "fn": fn}
     tp_all = sum(int(v["tp"]) for v in per_label.values())
@@ -268,22 +228,22 @@ def score_mode(mode: str, truths: Sequence[GroundTruth], predictions: Sequence[P
     return {
         "mode": mode,
         "n": n,
-        "detected_accuracy": _mean(correct),
+        "detected_accuracy": mean_of_present(correct),
         "macro_f1": macro_f1_from(truth_m, pred_m) if n else None,
-        "micro_f1": prf(tp_all, fp_all, fn_all)[2],
-        "photo_f1": _mean(photo_f1),
-        "exact_match": _mean([float(t.labels == p.labels) for t, p in zip(truths, predictions, strict=True)]),
-        "localisation_hit_rate": _mean(hits),
-        "mean_best_iou": _mean(best),
-        "localisation_hit_rate_any_label": _mean(hits_any),
+        "micro_f1": precision_recall_f1(tp_all, fp_all, fn_all)[2],
+        "photo_f1": mean_of_present(photo_f1),
+        "exact_match": mean_of_present([float(t.labels == p.labels) for t, p in zip(truths, predictions, strict=True)]),
+        "localisation_hit_rate": mean_of_present(hits),
+        "mean_best_iou": mean_of_present(best),
+        "localisation_hit_rate_any_label": mean_of_present(hits_any),
         "regions": len(hits),
         "iou_threshold": iou_threshold,
-        "valid_report_rate": _mean([float(p.valid) for p in predictions]),
+        "valid_report_rate": mean_of_present([float(p.valid) for p in predictions]),
         "invalid_reports": sum(1 for p in predictions if not p.valid),
-        "tool_calls_per_query": _mean([float(p.tool_calls) for p in predictions]),
+        "tool_calls_per_query": mean_of_present([float(p.tool_calls) for p in predictions]),
         "latency_p50_s": percentile(latencies, 50),
         "latency_p95_s": percentile(latencies, 95),
-        "tokens_per_query": _mean([p.tokens for p in predictions]),
+        "tokens_per_query": mean_of_present([p.tokens for p in predictions]),
         "per_label": per_label,
         "cooccurrence": cooccurrence(truths, predictions, labels),
     }
@@ -293,71 +253,14 @@ def score_mode(mode: str, truths: Sequence[GroundTruth], predictions: Sequence[P
 # differences between modes
 
 
-@dataclass
-class Interval:
-    """A paired difference a − b with its bootstrap percentile interval."""
-
-    diff: float | None
-    low: float | None
-    high: float | None
-    confidence: float
-    resamples: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def significant(self) -> bool:
-        """True when the interval excludes 0."""
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"diff": self.diff, "ci_low": self.low, "ci_high": self.high, "confidence": self.confidence,
-                "resamples": self.resamples, "significant": self.significant}
-
-
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """``resamples`` × ``n`` indices drawn with replacement (one row per resample)."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-
-
-def _shared_diff_ci() -> Any:
-    """``index.evaluation.metrics.bootstrap_diff_ci`` when the shared module has it."""
-    try:
-        from index.evaluation.metrics import bootstrap_diff_ci
-    except ImportError:
-        return None
-    return bootstrap_diff_ci
-
-
-def _interval(observed: float | None, samples: np.ndarray, confidence: float) -> Interval:
-    samples = samples[~np.isnan(samples)]
-    if observed is None or samples.size == 0:
-        return Interval(observed, None, None, confidence, int(samples.size))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(samples, [alpha, 1 - alpha])
-    return Interval(observed, float(low), float(high), confidence, int(samples.size))
-
-
 def paired_mean_difference(a: Sequence[float], b: Sequence[float], *, resamples: int = 1000,
                            confidence: float = 0.95, seed: int = 0) -> Interval:
     """Difference of means of two paired per-photo measures, with a paired bootstrap interval.
 
-    Uses :func:`index.evaluation.metrics.bootstrap_diff_ci` when it is there; it draws the same resamples
-    as :func:`bootstrap_indices` for a seed, so every metric of a comparison shares them.
+    The resamples are :func:`~index.evaluation.metrics.bootstrap_indices` of the seed, shared by
+    every metric of a comparison.
     """
-    va, vb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if va.size != vb.size:
-        raise ValueError(f"paired samples differ in length: {va.size} and {vb.size}")
-    if va.size == 0:
-        return Interval(None, None, None, confidence, 0)
-    diff = va - vb
-    if va.size < 2:
-        return Interval(float(diff.mean()), None, None, confidence, 0)
-    shared = _shared_diff_ci()
-    if shared is not None:
-        estimate, low, high = shared(va.tolist(), vb.tolist(), n_resamples=resamples, confidence=confidence, seed=seed)
-        return Interval(float(estimate), float(low), float(high), confidence, resamples)
-    return _interval(float(diff.mean()), diff[bootstrap_indices(va.size, resamples, seed)].mean(axis=1), confidence)
+    return bootstrap_diff_ci(list(a), list(b), n_resamples=resamples, confidence=confidence, seed=seed)
 
 
 def paired_macro_f1_difference(truth: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, indices: np.ndarray,
@@ -376,12 +279,12 @@ def paired_macro_f1_difference(truth: np.ndarray, pred_a: np.ndarray, pred_b: np
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(support.any(axis=1), (f1 * support).sum(axis=1) / support.sum(axis=1), np.nan)
 
-    return _interval(a - b, macro(pa) - macro(pb), confidence)
+    return percentile_interval(a - b, macro(pa) - macro(pb), confidence)
 
 
 def ordered_pairs(modes: Sequence[str]) -> list[tuple[str, str]]:
     """Every pair of modes as (a, b), a the more retrieval-heavy one (``a − b`` is reported)."""
-    rank = {m: MODE_ORDER.index(m) if m in MODE_ORDER else len(MODE_ORDER) for m in modes}
+    rank = {m: MODES.index(m) if m in MODES else len(MODES) for m in modes}
     ordered = sorted(modes, key=lambda m: (rank[m], m))
     return [(ordered[j], ordered[i]) for i in range(len(ordered)) for j in range(i + 1, len(ordered))]
 
@@ -415,7 +318,7 @@ def compare_modes(truths: Sequence[GroundTruth], predictions: dict[str, Sequence
             intervals[name] = paired_mean_difference(va, vb, resamples=resamples, confidence=confidence, seed=seed)
         changed = sum(1 for x, y in zip(*per_photo["photo_f1"], strict=True) if x != y)
         out.append({"a": a, "b": b, "pair": f"{a} vs {b}", "n": n, "photos_changed": changed,
-                    "metrics": {k: v.to_dict() for k, v in intervals.items()},
+                    "metrics": {k: v.to_dict("diff") for k, v in intervals.items()},
                     "verdict": verdict(a, b, intervals)})
     return out
 
@@ -426,7 +329,7 @@ def _signed(value: float | None) -> str:
 
 def format_interval(interval: Interval | dict[str, Any]) -> str:
     """``+0.120 [+0.050, +0.190]``."""
-    d = interval.to_dict() if isinstance(interval, Interval) else interval
+    d = interval.to_dict("diff") if isinstance(interval, Interval) else interval
     if d["diff"] is None:
         return "n/a"
     if d["ci_low"] is None:

@@ -11,7 +11,6 @@ region strategy, embedder, index settings, split), so a rerun with the same inpu
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from typing import Any
 from index.config import DatasetConfig, DomainConfig
 from index.dataset.adapters.base import AdapterError, load_adapter
 from index.dataset.records import ImageRecord, Issue, RawImage
+from index.files import digest
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +88,6 @@ def subset_of(config: DomainConfig, records: list[ImageRecord], others: list[Ima
         _ACTIVE.pop(root, None)
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def index_key(config: DomainConfig, train: list[ImageRecord], *, test_fraction: float, seed: int) -> str:
     """A short key over everything that decides the train-side index's content."""
     photos = sorted(
@@ -100,7 +96,7 @@ def index_key(config: DomainConfig, train: list[ImageRecord], *, test_fraction: 
     )
     index_settings = config.index.model_dump(mode="json")
     index_settings.pop("dir", None)
-    return _digest({
+    return digest({
         "dataset": config.name, "root": str(Path(config.dataset.root).resolve()), "format": config.dataset.format,
         "strategy": config.regions.model_dump(mode="json"), "embedder": config.embedder.model_dump(mode="json"),
         "index": index_settings, "split": {"test_fraction": test_fraction, "seed": seed}, "train": photos,

@@ -17,14 +17,12 @@ costs little and decoding dominates, as the issue asks), then measures:
 Other processes' CPU use during each phase is measured and reported: on a shared machine the
 figures are only as good as the machine was quiet.
 
-``python -m index.bench.indexing [--n N] [--json]`` runs it directly; :func:`add_bench_arguments`,
-:func:`run_benchmark` and :func:`format_table` are what the ``python -m index bench`` command
-uses.
+``python -m index bench`` runs it (:class:`BenchOptions`, :func:`run_benchmark`,
+:func:`format_table`); the naive baseline runs as ``python -m index.bench naive-child``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -36,14 +34,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from index.errors import DamageRagError
+
 logger = logging.getLogger(__name__)
 
+#: The folder that holds the packages, put on the children's PYTHONPATH.
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO / "configs" / "vehicle_damage.yaml"
 DEFAULT_WORKDIR = Path("outputs/bench")
 COMPLETE_MARKER = ".bench_complete"  # not *.json: the LabelMe adapter must not read it
 MODEL_DIR_NAME = "tiny-dinov2"
@@ -60,68 +60,33 @@ TARGET_PEAK_RSS_MB = 1500.0
 TARGET_RSS_AT_N = 500
 TARGET_RERUN_FRACTION = 0.05
 
-DEFAULTS: dict[str, Any] = {
-    "n": 100,
-    "size": "4000x3000",
-    "naive_n": 20,
-    "reference_photos": 10,
-    "workdir": None,
-    "config": None,
-    "model": None,
-    "seed": 0,
-    "grain": DEFAULT_GRAIN,
-    "quality": DEFAULT_QUALITY,
-    "workers": None,
-    "keep_index": False,
-    "timeout": 3600.0,
-}
 
 
-class BenchError(RuntimeError):
+@dataclass(frozen=True)
+class BenchOptions:
+    """What one benchmark run measures (the flags of ``python -m index bench``)."""
+
+    n: int = 100  # synthetic photos; the memory target is stated for 500
+    size: str = "4000x3000"
+    naive_n: int = 20  # photos the (slow) naive baseline runs on
+    reference_photos: int = 10  # photos of the single-core decode reference
+    workdir: Path | None = None  # cached dataset, tiny model and index (default DEFAULT_WORKDIR)
+    config: Path | None = None  # domain YAML (default DEFAULT_CONFIG)
+    model: Path | None = None  # a local model directory instead of the tiny random DINOv2
+    seed: int = 0
+    grain: float = DEFAULT_GRAIN
+    quality: int = DEFAULT_QUALITY
+    workers: int | None = None  # decoding threads of the build
+    keep_index: bool = False
+    timeout: float = 3600.0  # seconds before a child process is killed
+
+    def __post_init__(self) -> None:
+        if min(int(self.n), int(self.naive_n), int(self.reference_photos)) < 1:
+            raise BenchError("--n, --naive-n and --reference-photos must be at least 1")
+
+
+class BenchError(DamageRagError, RuntimeError):
     """A benchmark step failed; the message says which and how."""
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the benchmark's flags to ``parser`` (the ``bench`` sub-command)."""
-    parser.add_argument("--n", type=int, default=DEFAULTS["n"],
-                        help="Number of synthetic photos (default %(default)s; the issue's memory target is for 500).")
-    parser.add_argument("--size", default=DEFAULTS["size"], help="Photo size WIDTHxHEIGHT (default %(default)s).")
-    parser.add_argument("--naive-n", type=int, default=DEFAULTS["naive_n"],
-                        help="Photos the naive baseline runs on (default %(default)s; it is slow).")
-    parser.add_argument("--reference-photos", type=int, default=DEFAULTS["reference_photos"],
-                        help="Photos for the single-core decode reference times (default %(default)s).")
-    parser.add_argument("--workdir", type=Path,
-                        help=f"Folder for the cached dataset, the tiny model and the index (default {DEFAULT_WORKDIR}).")
-    parser.add_argument("--config", type=Path, help=f"Domain YAML (default {DEFAULT_CONFIG.relative_to(REPO)}).")
-    parser.add_argument("--model", type=Path, help="Use this local model directory instead of the tiny random DINOv2.")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="Seed of the synthetic dataset.")
-    parser.add_argument("--grain", type=float, default=DEFAULTS["grain"],
-                        help="Sensor-like luminance noise (std. dev.) added to the synthetic photos, so they "
-                             "decode like camera JPEGs (default %(default)s; 0 = plain renders).")
-    parser.add_argument("--quality", type=int, default=DEFAULTS["quality"],
-                        help="JPEG quality of the synthetic photos (default %(default)s).")
-    parser.add_argument("--workers", type=int, help="Decoding threads of the build (default: CPU cores).")
-    parser.add_argument("--keep-index", action="store_true", help="Keep the benchmark's index directory.")
-    parser.add_argument("--timeout", type=float, default=DEFAULTS["timeout"],
-                        help="Seconds after which a child process is killed (default %(default)s).")
-    parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
-
-
-def _params(args: argparse.Namespace | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    params = dict(DEFAULTS)
-    if args is not None:
-        params.update({k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
-    params.update({k: v for k, v in overrides.items() if k in DEFAULTS})
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown benchmark parameter(s): {', '.join(sorted(unknown))}")
-    if int(params["n"]) < 1 or int(params["naive_n"]) < 1 or int(params["reference_photos"]) < 1:
-        raise ValueError("--n, --naive-n and --reference-photos must be at least 1")
-    return params
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,16 +406,14 @@ def _target(value: float | None, target: float, op: str, description: str) -> di
     return {"value": value, "target": target, "op": op, "pass": passed, "description": description}
 
 
-def run_benchmark(args: argparse.Namespace | None = None, /, *,
+def run_benchmark(options: BenchOptions | None = None, /, *,
                   progress: Callable[[str], None] | None = None, **params: Any) -> dict[str, Any]:
     """Run the whole benchmark and return its result (see the module docstring).
 
     Args:
-        args: Parsed arguments of :func:`add_bench_arguments` (optional).
+        options: What to measure (defaults: :class:`BenchOptions`).
         progress: Called with a one-line message at each stage.
-        **params: Override any of ``n``, ``size``, ``naive_n``, ``reference_photos``,
-            ``workdir``, ``config``, ``model``, ``seed``, ``grain``, ``quality``, ``workers``,
-            ``keep_index``, ``timeout`` (the flags' names).
+        **params: Override any field of ``options`` by name.
 
     Returns:
         A JSON-ready mapping: ``pipeline_images_per_s``, ``naive_images_per_s``,
@@ -459,15 +422,17 @@ def run_benchmark(args: argparse.Namespace | None = None, /, *,
 
     Raises:
         BenchError: If a build or the naive baseline fails.
+        TypeError: If ``params`` names no option.
     """
+    from index.config import DEFAULT_CONFIG, resolve_config_path
     from index.synth import parse_size
 
-    p = _params(args, params)
+    p = asdict(replace(options or BenchOptions(), **params))
     bench_started = time.perf_counter()
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     n, size, seed = int(p["n"]), parse_size(str(p["size"])), int(p["seed"])
     workdir = Path(p["workdir"] or DEFAULT_WORKDIR)
-    config_path = Path(p["config"] or DEFAULT_CONFIG).resolve()
+    config_path = resolve_config_path(p["config"] or DEFAULT_CONFIG).resolve()
     cpus = os.cpu_count() or 1
     grain, quality = float(p["grain"]), int(p["quality"])
     tag = f"{n}_{size[0]}x{size[1]}" + (f"_s{seed}" if seed else "")
@@ -515,7 +480,7 @@ def run_benchmark(args: argparse.Namespace | None = None, /, *,
     # naive baseline on a subset
     naive_n = min(n, int(p["naive_n"]))
     _say(progress, f"naive baseline: {naive_n} photos, full decode per crop, batch of 1 (child process)")
-    naive_cmd = [sys.executable, "-m", "index.bench.indexing", "--naive-child",
+    naive_cmd = [sys.executable, "-m", "index.bench", "naive-child",
                  json.dumps({"config_path": str(config_path), "dataset": str(data), "model": str(model), "photos": naive_n})]
     with watch.phase("naive"):
         naive_run = run_child(naive_cmd, float(p["timeout"]))
@@ -686,31 +651,3 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"targets met: {passed}/{len(t)}")
     lines.extend(f"* {note}" for note in result["notes"])
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# python -m index.bench.indexing
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark from the command line (or, internally, the naive-baseline child)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--naive-child"]:
-        result = naive_baseline(**json.loads(argv[1]))
-        print(json.dumps(result))
-        return 0
-    parser = argparse.ArgumentParser(prog="python -m index.bench.indexing", description=__doc__.splitlines()[0])
-    add_bench_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        result = run_benchmark(args, progress=lambda m: print(m, file=sys.stderr, flush=True))
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from index.errors import DamageRagError
+
 Family = Literal["auto", "siglip", "clip", "dinov2", "qwen3_vl_embedding"]
 Backend = Literal["local", "remote"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -138,7 +140,7 @@ class EmbedderConfig(BaseModel):
         return self
 
 
-class EmbedderError(RuntimeError):
+class EmbedderError(DamageRagError, RuntimeError):
     """The embedder cannot be loaded or cannot embed what it was given."""
 
 

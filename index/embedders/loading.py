@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from index.embedders.config import EmbedderError
+from index.files import digest
 
 if TYPE_CHECKING:
     import torch
@@ -221,8 +222,7 @@ def model_files_signature(model_dir: Path) -> dict[str, Any]:
 
 def fingerprint(parts: dict[str, Any]) -> str:
     """Returns: hex sha256 of ``parts`` serialised as canonical JSON."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return digest(parts)
 
 
 def select_device(preference: str) -> str:

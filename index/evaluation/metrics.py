@@ -8,7 +8,9 @@ returns plain Python values (floats, lists, dicts), so results are JSON-ready.
 * ranking: :func:`precision_at_k`, :func:`hit_at_k`, :func:`average_precision`,
   :func:`mean_average_precision`;
 * localisation: :func:`box_iou` (the one in :mod:`index.imaging.geometry`);
-* uncertainty: :func:`bootstrap_mean_ci`, :func:`bootstrap_diff_ci` (paired, deterministic).
+* counts and summaries: :func:`precision_recall_f1`, :func:`mean_of_present`, :func:`percentile`;
+* uncertainty: :class:`Interval`, :func:`bootstrap_indices`, :func:`bootstrap_mean_ci`,
+  :func:`bootstrap_diff_ci` (paired, deterministic: one seed gives one set of resamples).
 
 Conventions: a ranking is a sequence of booleans, best first, ``True`` where the retrieved
 item is relevant; a division by zero gives 0.0.
@@ -16,8 +18,10 @@ item is relevant; a division by zero gives 0.0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +31,7 @@ __all__ = [
     "Interval",
     "average_precision",
     "bootstrap_diff_ci",
+    "bootstrap_indices",
     "bootstrap_mean_ci",
     "box_iou",
     "classification_report",
@@ -35,7 +40,10 @@ __all__ = [
     "hit_at_k",
     "mean",
     "mean_average_precision",
+    "mean_of_present",
+    "percentile",
     "precision_at_k",
+    "precision_recall_f1",
     "weighted_vote",
 ]
 
@@ -49,6 +57,23 @@ def _ratio(num: float, den: float) -> float:
 def mean(values: Sequence[float]) -> float:
     """Arithmetic mean; 0.0 for no values."""
     return _ratio(sum(values), len(values))
+
+
+def mean_of_present(values: Sequence[float | None]) -> float | None:
+    """Arithmetic mean of the values that are not None; None when there are none."""
+    present = [float(v) for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def percentile(values: Sequence[float | None], q: float) -> float | None:
+    """The ``q``-th percentile (0-100, linear interpolation) of the present, non-NaN values."""
+    clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.percentile(clean, q)) if clean else None
+
+
+def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 from counts (0.0 where undefined)."""
+    return _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn)
 
 
 # ------------------------------------------------------------------------------ classification
@@ -198,12 +223,50 @@ def mean_average_precision(
 # ------------------------------------------------------------------------------ uncertainty
 
 
-class Interval(NamedTuple):
-    """A point estimate with a two-sided confidence interval."""
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided bootstrap percentile interval (None where undefined)."""
 
-    estimate: float
-    low: float
-    high: float
+    estimate: float | None
+    low: float | None
+    high: float | None
+    confidence: float = 0.95
+    resamples: int = 0
+
+    @property
+    def significant(self) -> bool:
+        """True when the interval excludes 0."""
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+    def to_dict(self, name: str = "estimate") -> dict[str, Any]:
+        """JSON-ready form; ``name`` is the key of the estimate (``"diff"`` for a difference)."""
+        return {name: self.estimate, "ci_low": self.low, "ci_high": self.high, "confidence": self.confidence,
+                "resamples": self.resamples, "significant": self.significant}
+
+
+def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
+    """``resamples`` x ``n`` item indices drawn with replacement, one row per resample.
+
+    Rows are drawn one after another from one generator, so the first rows for a seed are the
+    same however many are asked for: every metric resampled with one seed shares its resamples.
+    """
+    rng = np.random.default_rng(seed)
+    if n == 0 or resamples == 0:
+        return np.zeros((resamples, n), dtype=np.int64)
+    return np.stack([rng.integers(0, n, size=n) for _ in range(resamples)])
+
+
+def percentile_interval(estimate: float | None, samples: np.ndarray, confidence: float) -> Interval:
+    """The percentile interval of bootstrap ``samples`` (NaN samples left out) around ``estimate``."""
+    if not 0 < confidence < 1:
+        raise ValueError("confidence must be between 0 and 1")
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[~np.isnan(samples)]
+    if estimate is None or samples.size == 0:
+        return Interval(estimate, None, None, confidence, int(samples.size))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(samples, [tail, 1 - tail])
+    return Interval(estimate, float(low), float(high), confidence, int(samples.size))
 
 
 def bootstrap_mean_ci(
@@ -215,26 +278,20 @@ def bootstrap_mean_ci(
         values: The per-item values.
         n_resamples: Bootstrap resamples.
         confidence: Two-sided coverage, e.g. 0.95.
-        seed: Seed of the resampling.
+        seed: Seed of the resampling (:func:`bootstrap_indices`).
 
     Returns:
-        ``Interval(mean, low, high)``; all three equal the mean for fewer than two values.
+        ``Interval(mean, low, high)``; no interval (None bounds) for fewer than two values,
+        and no estimate for none.
     """
-    if not 0 < confidence < 1:
-        raise ValueError("confidence must be between 0 and 1")
     data = np.asarray(values, dtype=np.float64)
-    estimate = float(data.mean()) if data.size else 0.0
+    if data.size == 0:
+        return Interval(None, None, None, confidence, 0)
+    estimate = float(data.mean())
     if data.size < 2:
-        return Interval(estimate, estimate, estimate)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples, dtype=np.float64)
-    for start in range(0, n_resamples, 500):  # bounded memory on large samples
-        stop = min(n_resamples, start + 500)
-        idx = rng.integers(0, data.size, size=(stop - start, data.size))
-        means[start:stop] = data[idx].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return Interval(estimate, float(low), float(high))
+        return Interval(estimate, None, None, confidence, 0)
+    means = data[bootstrap_indices(data.size, n_resamples, seed)].mean(axis=1)
+    return percentile_interval(estimate, means, confidence)
 
 
 def bootstrap_diff_ci(

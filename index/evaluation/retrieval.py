@@ -60,9 +60,7 @@ row by mAP, among the region rows when there are any), ``retrieval_queries.jsonl
 
 from __future__ import annotations
 
-import argparse
 import gc
-import hashlib
 import json
 import logging
 import re
@@ -72,7 +70,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +81,10 @@ from index.dataset.ingest import read_dataset
 from index.dataset.records import ImageRecord, Issue, issue_list
 from index.dataset.sampling import stratified_sample
 from index.dataset.splits import Split, split_by_vehicle
+from index.errors import EvaluationError
 from index.evaluation import metrics
-from index.index_dir import FORMAT_VERSION, MANIFEST, write_json
+from index.files import digest, write_json_atomic
+from index.index_dir import MANIFEST, node_counts, write_manifest
 from index.regions.cut import pixel_signature, render_photo
 from index.regions.plan import RegionCrop, plan_crops
 
@@ -101,8 +101,6 @@ _QUERIES = "queries.npz"
 Progress = Callable[[int], None]
 
 
-class EvaluationError(ValueError):
-    """The evaluation cannot run as asked (empty split, unknown strategy…)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,8 +139,8 @@ class StrategySpec:
         return RegionStrategy.model_validate(data)
 
 
-_NAMES_HELP = ("default | margin=X (context margin) | min-side=X | no-merge | image | tile | "
-               "tile=RxC, combined with '+' (e.g. margin=1.0+no-merge)")
+STRATEGY_NAMES_HELP = ("default | margin=X (context margin) | min-side=X | no-merge | image | tile | "
+                       "tile=RxC, combined with '+' (e.g. margin=1.0+no-merge)")
 
 
 def parse_strategy(text: str) -> StrategySpec:
@@ -153,7 +151,7 @@ def parse_strategy(text: str) -> StrategySpec:
     """
     name = text.strip()
     if not name:
-        raise EvaluationError(f"empty strategy name; known: {_NAMES_HELP}")
+        raise EvaluationError(f"empty strategy name; known: {STRATEGY_NAMES_HELP}")
     kind, overrides = "region", {}
     for part in name.split("+"):
         key, _, value = part.strip().partition("=")
@@ -174,7 +172,7 @@ def parse_strategy(text: str) -> StrategySpec:
                     rows, cols = (int(v) for v in value.lower().split("x"))
                     overrides["tile_grid"] = (rows, cols)
             else:
-                raise EvaluationError(f"unknown strategy '{part}' in '{name}'; known: {_NAMES_HELP}")
+                raise EvaluationError(f"unknown strategy '{part}' in '{name}'; known: {STRATEGY_NAMES_HELP}")
         except ValueError as exc:
             if isinstance(exc, EvaluationError):
                 raise
@@ -193,7 +191,7 @@ def parse_strategies(text: str | Iterable[str]) -> list[StrategySpec]:
     parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
     specs = [parse_strategy(p) for p in parts if p.strip()]
     if not specs:
-        raise EvaluationError(f"no strategy given; known: {_NAMES_HELP}")
+        raise EvaluationError(f"no strategy given; known: {STRATEGY_NAMES_HELP}")
     return list({s.name: s for s in specs}.values())
 
 
@@ -314,26 +312,8 @@ def build_split_index(
     index_dir.mkdir(parents=True, exist_ok=True)
     store.persist(index_dir)
     snapshot = config.model_copy(update={"embedder": embedder_config, "index": store_config})
-    images = Counter(c.record.image_id for c in crops)
-    write_json(index_dir / MANIFEST, {
-        "format_version": FORMAT_VERSION,
-        "complete": True,
-        "dataset": config.name,
-        "embedder": {**embedder_info.to_dict(), "config": embedder_config.model_dump(mode="json")},
-        "dim": embedder_info.dim,
-        "index_type": "flat",
-        "config": snapshot.model_dump(mode="json"),
-        "counts": {
-            "images": len(images),
-            "nodes": len(crops),
-            "nodes_by_kind": dict(Counter(c.kind for c in crops)),
-            "regions_by_label": dict(Counter(c.label_keys[0] for c in crops if c.kind == "region")),
-        },
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "images": {},
-        **(extra or {}),
-    })
+    write_manifest(index_dir, snapshot, embedder_info, counts=node_counts(crops), images={}, complete=True,
+                   build_seconds=time.perf_counter() - started, extra=extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,16 +354,13 @@ def _slug(text: str) -> str:
 def _cache_key(ctx: _Context, spec: StrategySpec, strategy: RegionStrategy, fingerprint: str,
                train: list[tuple[ImageRecord, list[RegionCrop]]],
                test: list[tuple[ImageRecord, list[RegionCrop]]]) -> str:
-    digest = hashlib.sha1(json.dumps({
+    sides = {side: [[record.image_id, record.vehicle_group, ctx.signature(record),
+                     [[crop.node_id, crop.label_keys] for crop in crops]] for record, crops in plan]
+             for side, plan in (("train", train), ("test", test))}
+    return digest({
         "version": CACHE_VERSION, "dataset": ctx.config.name, "kind": spec.kind,
-        "strategy": strategy.model_dump(mode="json"), "embedder": fingerprint,
-    }, sort_keys=True).encode())
-    for side, plan in (("train", train), ("test", test)):
-        for record, crops in plan:
-            digest.update(f"{side}|{record.image_id}|{record.vehicle_group}|{ctx.signature(record)}".encode())
-            for crop in crops:
-                digest.update(f"|{crop.node_id}|{','.join(crop.label_keys)}".encode())
-    return digest.hexdigest()
+        "strategy": strategy.model_dump(mode="json"), "embedder": fingerprint, "sides": sides,
+    })
 
 
 def _dominant(crop: RegionCrop) -> str:
@@ -433,7 +410,7 @@ def _prepare(ctx: _Context, spec: StrategySpec, embedder: Any, embedder_config: 
     ids = [c.node_id for c in query_crops]
     row_dir.mkdir(parents=True, exist_ok=True)
     np.savez(row_dir / _QUERIES, ids=np.asarray(ids, dtype=str), vectors=vectors)
-    write_json(done, {"key": key, "strategy": spec.name, "embedder": label,
+    write_json_atomic(done, {"key": key, "strategy": spec.name, "embedder": label,
                       "train_nodes": len(train_crops), "issues": issue_list(issues)})
     return row_dir / "index", ids, vectors, by_id, False, unlabelled, issues
 
@@ -495,7 +472,7 @@ def _evaluate_row(ctx: _Context, spec: StrategySpec, embedder: Any, embedder_con
         "precision_at_k": round(metrics.mean(p_at_k), 4),
         "hit_at_k": round(metrics.mean(hits_at_k), 4),
         "map": round(metrics.mean(aps), 4),
-        "map_ci95": [round(ci.low, 4), round(ci.high, 4)],
+        "map_ci95": _rounded_bounds(ci),
         "knn_macro_f1": round(float(report["macro_f1"]), 4),
         "knn_accuracy": round(float(report["accuracy"]), 4),
         "queries": len(ids),
@@ -637,7 +614,7 @@ def evaluate_retrieval(
     }
     result["files"] = write_outputs(result, run_dir, ctx.queries_out, plots=plots)
     result["seconds"] = round(time.perf_counter() - started, 2)
-    write_json(run_dir / "retrieval.json", result)
+    write_json_atomic(run_dir / "retrieval.json", result)
     return result
 
 
@@ -654,7 +631,7 @@ def _comparisons(specs: list[StrategySpec], models: list[str],
                 continue
             ci = metrics.bootstrap_diff_ci([other[q] for q in common], [base[q] for q in common], seed=0)
             out.append({"strategy": spec.name, "metric": "map", "embedder": model, "baseline": models[0],
-                        "difference": round(ci.estimate, 4), "ci95": [round(ci.low, 4), round(ci.high, 4)],
+                        "difference": round(ci.estimate, 4), "ci95": _rounded_bounds(ci),
                         "queries": len(common)})
     return out
 
@@ -663,7 +640,13 @@ def _comparisons(specs: list[StrategySpec], models: list[str],
 # outputs
 
 
-def _fmt(value: float) -> str:
+def _rounded_bounds(ci: metrics.Interval) -> list[float | None]:
+    """An interval's bounds rounded for the report (None where there is no interval)."""
+    return [None if v is None else round(v, 4) for v in (ci.low, ci.high)]
+
+
+def format_metric(value: float) -> str:
+    """A metric as printed in tables: three decimals."""
     return f"{value:.3f}"
 
 
@@ -685,9 +668,9 @@ def format_markdown(result: dict[str, Any]) -> str:
     ]
     for row in result["rows"]:
         lines.append(
-            f"| {row['strategy']} | {row['settings']} | {_short(row['embedder'])} | {row['queries']} | "
-            f"{row['index_nodes']} | {_fmt(row['precision_at_k'])} | {_fmt(row['hit_at_k'])} | "
-            f"{_fmt(row['map'])} | {_fmt(row['knn_macro_f1'])} | {row['seconds']:.1f} |")
+            f"| {row['strategy']} | {row['settings']} | {short_model_name(row['embedder'])} | {row['queries']} | "
+            f"{row['index_nodes']} | {format_metric(row['precision_at_k'])} | {format_metric(row['hit_at_k'])} | "
+            f"{format_metric(row['map'])} | {format_metric(row['knn_macro_f1'])} | {row['seconds']:.1f} |")
     lines += ["", "Relevant = the retrieved node shares a label with the query. Region rows query "
               "test defects against train defects; `image` rows query whole photos; `tile` rows "
               "query labelled tiles. Compare rows of one kind with each other.", ""]
@@ -695,14 +678,14 @@ def format_markdown(result: dict[str, Any]) -> str:
         lines += ["## Embedders compared (paired bootstrap, 95%)", "",
                   "| strategy | embedder | minus | mAP difference | 95% interval |", "|---|---|---|---:|---|"]
         for c in result["comparisons"]:
-            lines.append(f"| {c['strategy']} | {_short(c['embedder'])} | {_short(c['baseline'])} | "
+            lines.append(f"| {c['strategy']} | {short_model_name(c['embedder'])} | {short_model_name(c['baseline'])} | "
                          f"{c['difference']:+.3f} | [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] |")
         lines.append("")
     best = _best_row(result)
-    lines += [f"## Best row by {result['best']['by']}: {best['strategy']} / {_short(best['embedder'])}", "",
+    lines += [f"## Best row by {result['best']['by']}: {best['strategy']} / {short_model_name(best['embedder'])}", "",
               "| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for key, v in best["per_label"].items():
-        lines.append(f"| {key} | {_fmt(v['precision'])} | {_fmt(v['recall'])} | {_fmt(v['f1'])} | {v['support']} |")
+        lines.append(f"| {key} | {format_metric(v['precision'])} | {format_metric(v['recall'])} | {format_metric(v['f1'])} | {v['support']} |")
     labels, matrix = best["confusion"]["labels"], best["confusion"]["matrix"]
     lines += ["", "Confusion matrix of the k-NN vote (rows: truth, columns: prediction):", "",
               "| truth \\ predicted | " + " | ".join(labels) + " |",
@@ -712,7 +695,8 @@ def format_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _short(model: str) -> str:
+def short_model_name(model: str) -> str:
+    """A model id or path as printed in tables: its last component."""
     return Path(model).name or model
 
 
@@ -744,76 +728,5 @@ def write_outputs(result: dict[str, Any], run_dir: Path, queries: list[dict[str,
         files["plots"].append(str(plot_metrics(result["rows"], run_dir / "metrics.png", k=result["k"])))
         files["plots"].append(str(plot_confusion(
             best["confusion"]["labels"], best["confusion"]["matrix"], run_dir / "confusion.png",
-            title=f"k-NN vote, {best['strategy']} / {_short(best['embedder'])}")))
+            title=f"k-NN vote, {best['strategy']} / {short_model_name(best['embedder'])}")))
     return files
-
-
-# --------------------------------------------------------------------------------------------
-# command line
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of ``python -m index eval`` to ``parser``."""
-    from index.cli import add_config_args
-
-    add_config_args(parser)
-    parser.add_argument("--embedder", action="append", metavar="MODEL",
-                        help="Embedder model id or local path; repeat to compare (default: the config's).")
-    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
-                        help=f"Comma list of region strategies: {_NAMES_HELP} (default: %(default)s).")
-    parser.add_argument("-k", type=int, default=5, help="Cut-off of precision@k, hit@k and the k-NN vote (default %(default)s).")
-    parser.add_argument("--depth", type=int, default=100,
-                        help="Ranked-list depth for average precision; 0 ranks the whole index (default %(default)s).")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="Share of images on the test side (default %(default)s).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the split and of --limit's sample.")
-    parser.add_argument("--limit", type=int, help="Evaluate on a stratified sample of N images (before splitting).")
-    parser.add_argument("--out", type=Path, help=f"Run folder (default {DEFAULT_OUT_DIR}/retrieval-<time>).")
-    parser.add_argument("--cache-dir", type=Path,
-                        help=f"Cache of the per-row train indexes and query vectors (default {DEFAULT_CACHE_DIR}).")
-    parser.add_argument("--no-cache", action="store_true", help="Build the row indexes inside the run folder instead.")
-    parser.add_argument("--workers", type=int, help="Decoding threads (default 2).")
-    parser.add_argument("--no-plots", action="store_true", help="Skip the PNG plots.")
-    parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Run the retrieval evaluation from parsed command-line arguments."""
-    from rich.table import Table
-
-    from index.cli import UserError, config_from_args, console, progress_bar
-
-    config = config_from_args(args)
-    for name, value, low in (("-k", args.k, 1), ("--depth", args.depth, 0), ("--limit", args.limit, 2),
-                             ("--workers", args.workers, 1)):
-        if value is not None and value < low:
-            raise UserError(f"{name} must be at least {low}, got {value}.")
-    try:
-        specs = parse_strategies(args.strategies)
-    except EvaluationError as exc:
-        raise UserError(str(exc)) from None
-    run_dir = args.out or DEFAULT_OUT_DIR / f"retrieval-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    cache_dir = run_dir / "indexes" if args.no_cache else (args.cache_dir or DEFAULT_CACHE_DIR)
-    with progress_bar("Evaluating retrieval", "photos") as (advance, set_total):
-        try:
-            result = evaluate_retrieval(
-                config, strategies=specs, embedders=args.embedder, k=args.k, depth=args.depth,
-                test_fraction=args.test_fraction, seed=args.seed, limit=args.limit, run_dir=run_dir,
-                cache_dir=cache_dir, workers=args.workers, plots=not args.no_plots,
-                progress=advance, total=set_total)
-        except EvaluationError as exc:
-            raise UserError(str(exc)) from None
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-        return 0
-    k = result["k"]
-    table = Table(title=f"{result['dataset']}: retrieval, k={k}", show_edge=False)
-    for column in ("strategy", "embedder", "queries", "nodes", f"P@{k}", f"hit@{k}", "mAP", "kNN F1", "s"):
-        table.add_column(column, justify="left" if column in ("strategy", "embedder") else "right")
-    for row in result["rows"]:
-        table.add_row(row["strategy"], _short(row["embedder"]), str(row["queries"]), str(row["index_nodes"]),
-                      _fmt(row["precision_at_k"]), _fmt(row["hit_at_k"]), _fmt(row["map"]),
-                      _fmt(row["knn_macro_f1"]), f"{row['seconds']:.1f}")
-    console.print(table)
-    console.print(f"best by mAP: {result['best']['strategy']} / {_short(result['best']['embedder'])}")
-    console.print(f"report: {result['files']['markdown']}  ({result['seconds']:.1f}s)")
-    return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from index.dataset.records import ImageRecord, Issue
+from index.files import atomic_write
 from index.imaging.decode import ImageReadError, decode_image
 from index.imaging.drawing import cut_crop
 from index.regions.plan import RegionCrop
@@ -95,9 +96,7 @@ def render_photo(
         if index_dir is not None:
             target = index_dir / relative
             if not target.exists():
-                tmp = target.with_suffix(".tmp")
-                image.save(tmp, "JPEG", quality=90)
-                tmp.replace(target)
+                atomic_write(target, lambda tmp, image=image: image.save(tmp, "JPEG", quality=90))
         out.append(RenderedCrop(crop, image, relative))
     photo.close()
     return out

@@ -36,6 +36,8 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
+from index.errors import DamageRagError
+
 Canon = tuple[str, Any]
 
 _EMPTY: frozenset[int] = frozenset()
@@ -47,7 +49,7 @@ _RANGE_OPS: dict[FilterOperator, Callable[[Any, Any], bool]] = {
 }
 
 
-class FilterError(ValueError):
+class FilterError(DamageRagError, ValueError):
     """A metadata filter that cannot be evaluated (unknown operator, bad value type)."""
 
 

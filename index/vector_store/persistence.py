@@ -11,13 +11,10 @@ directory, then ``os.replace``):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,8 @@ from llama_index.core.schema import (
     TextNode,
 )
 
+from index.errors import DamageRagError
+from index.files import atomic_write, write_json_atomic
 from index.vector_store.config import VectorIndexConfig
 from index.vector_store.faiss_backend import FaissBackend
 
@@ -54,7 +53,7 @@ def _vector_fields(cls: type[BaseNode]) -> frozenset[str]:
     return frozenset(name for name in _EMBEDDING_FIELDS if name in cls.model_fields)
 
 
-class VectorStoreFileError(ValueError):
+class VectorStoreFileError(DamageRagError, ValueError):
     """A persisted store file is missing, unreadable or inconsistent (the message names it)."""
 
 
@@ -124,21 +123,6 @@ def resolve_store_dir(path: str | os.PathLike[str]) -> Path:
     return p.with_suffix("")
 
 
-def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
-    """Write ``target`` via ``write(tmp_path)`` on a temp file in the same dir + os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_store(
     directory: Path,
     index: Any,
@@ -150,7 +134,7 @@ def write_store(
 
     directory.mkdir(parents=True, exist_ok=True)
     if index is not None:
-        _atomic_write(directory / INDEX_FILE, lambda tmp: faiss.write_index(index, tmp))
+        atomic_write(directory / INDEX_FILE, lambda tmp: faiss.write_index(index, str(tmp)))
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -158,12 +142,7 @@ def write_store(
         "count": len(records),
         "nodes": {str(fid): rec.to_json() for fid, rec in records.items()},
     }
-
-    def dump(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, ensure_ascii=False)
-
-    _atomic_write(directory / METADATA_FILE, dump)
+    write_json_atomic(directory / METADATA_FILE, payload, indent=None)
     logger.info("persisted %d vectors to %s", len(records), directory)
 
 

@@ -37,6 +37,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
+from index.errors import DamageRagError
 from index.vector_store.config import IndexType, VectorIndexConfig
 from index.vector_store.faiss_backend import FaissBackend, as_matrix
 from index.vector_store.filters import FilterError, MetadataIndex
@@ -64,7 +65,7 @@ logger = logging.getLogger(__name__)
 _ID_MASK = (1 << 63) - 1
 
 
-class FaissIdCollisionError(ValueError):
+class FaissIdCollisionError(DamageRagError, ValueError):
     """Two different node ids map to the same 64-bit FAISS id."""
 
 

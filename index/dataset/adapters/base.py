@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from index.dataset.records import Issue, RawImage
+from index.errors import DamageRagError
 
 if TYPE_CHECKING:
     from index.config import DatasetConfig
 
 
-class AdapterError(ValueError):
+class AdapterError(DamageRagError, ValueError):
     """The dataset cannot be read at all (missing folder, unknown format)."""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
@@ -10,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.evaluation.run import EvalOptions, add_eval_arguments, cmd_eval, run_evaluation
+from agent.cli import main
+from agent.evaluation.run import EvalOptions, run_evaluation
 from agent.evaluation.scoring import (
     GroundTruth,
     Prediction,
     TruthRegion,
-    bootstrap_indices,
-    box_iou,
     compare_modes,
     cooccurrence,
     indicator_matrix,
@@ -31,6 +29,7 @@ from agent.evaluation.scoring import (
 from agent.report import DamageReport, Finding, LabelRef
 from agent.testing import FakeOpenAIServer, Reply
 from index.config import apply_overrides, load_config
+from index.evaluation.metrics import bootstrap_indices, box_iou
 from tests.fixtures.paths import VEHICLE_CONFIG
 
 LABELS = ["scratch", "dent", "crack"]
@@ -115,9 +114,9 @@ def test_cooccurrence_counts_confusions_and_none():
 
 def test_paired_bootstrap_interval():
     same = paired_mean_difference([1.0] * 50 + [0.0] * 50, [1.0] * 50 + [0.0] * 50)
-    assert same.diff == 0 and same.low == 0 and same.high == 0 and not same.significant
+    assert same.estimate == 0 and same.low == 0 and same.high == 0 and not same.significant
     better = paired_mean_difference([1.0] * 80 + [0.0] * 20, [1.0] * 40 + [0.0] * 60, resamples=1000, seed=1)
-    assert better.diff == pytest.approx(0.4) and 0.25 < better.low < 0.4 < better.high < 0.55 and better.significant
+    assert better.estimate == pytest.approx(0.4) and 0.25 < better.low < 0.4 < better.high < 0.55 and better.significant
     assert paired_mean_difference([1.0], [0.0]).low is None  # one photo: no interval
 
 
@@ -126,7 +125,7 @@ def test_macro_f1_interval_shares_the_resamples():
     a = indicator_matrix([t.labels for t in truths], LABELS)
     b = indicator_matrix([frozenset() for _ in truths], LABELS)
     interval = paired_macro_f1_difference(a, a, b, bootstrap_indices(30, 200, 0))
-    assert interval.diff == 1.0 and interval.low == interval.high == 1.0 and interval.significant
+    assert interval.estimate == 1.0 and interval.low == interval.high == 1.0 and interval.significant
 
 
 def test_compare_modes_orders_pairs_and_words_verdicts():
@@ -290,32 +289,30 @@ def test_refused_requests_count_as_invalid_and_the_run_goes_on(first_run, config
     assert not result["differences"] and "nothing to compare" in (out / "agent_eval.md").read_text()
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_eval_arguments(parser)
-    return parser.parse_args(list(argv))
+def _eval(*argv: str) -> int:
+    return main(["eval", *argv])
 
 
 def test_cli_json_and_unreachable_endpoint(first_run, dataset, tiny_dinov2, server, tmp_path, capsys):
     out, result, _ = first_run
     before = len(server.chat_requests)
-    code = cmd_eval(_args("--config", str(VEHICLE_CONFIG), "--dataset", str(dataset), "--embedder", str(tiny_dinov2),
+    code = _eval("--config", str(VEHICLE_CONFIG), "--dataset", str(dataset), "--embedder", str(tiny_dinov2),
                           "--n", "10", "--test-fraction", "0.5", "--modes", "zero-shot,rag,agentic", "--api-base",
-                          server.base_url, "--model", "qwen", "--out", str(out), "--bootstrap", "200", "--json"))
+                          server.base_url, "--model", "qwen", "--out", str(out), "--bootstrap", "200", "--json")
     captured = capsys.readouterr()
     assert code == 0 and len(server.chat_requests) == before  # all answers stored by the first run
     printed = json.loads(captured.out)
     assert [r["mode"] for r in printed["rows"]] == ["zero-shot", "rag", "agentic"]
     assert printed["rows"][1]["macro_f1"] == result["rows"][1]["macro_f1"]
 
-    code = cmd_eval(_args("--config", str(VEHICLE_CONFIG), "--dataset", str(dataset), "--embedder", str(tiny_dinov2),
+    code = _eval("--config", str(VEHICLE_CONFIG), "--dataset", str(dataset), "--embedder", str(tiny_dinov2),
                           "--n", "3", "--test-fraction", "0.5", "--modes", "zero-shot", "--api-base",
-                          "http://127.0.0.1:9/v1", "--out", str(tmp_path / "down"), "--json"))
+                          "http://127.0.0.1:9/v1", "--out", str(tmp_path / "down"), "--json")
     captured = capsys.readouterr()
     assert code == 1 and captured.out == ""
     assert "127.0.0.1:9/v1" in captured.err and len(captured.err.strip().splitlines()) == 1
-    assert cmd_eval(_args("--config", str(VEHICLE_CONFIG), "--dataset", str(dataset), "--modes", "zero-shot,magic",
-                          "--out", str(tmp_path / "bad"))) == 2
+    assert _eval("--config", str(VEHICLE_CONFIG), "--dataset", str(dataset), "--modes", "zero-shot,magic",
+                          "--out", str(tmp_path / "bad")) == 2
 
 
 def test_concurrency_bounds_requests_in_flight(config, dataset, tiny_dinov2, server, tmp_path):

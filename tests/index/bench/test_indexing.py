@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
-from index.bench.indexing import add_bench_arguments, format_table, run_benchmark
+from index.bench.indexing import format_table, run_benchmark
+from index.cli import build_parser
+from index.cli.bench import options_from_args
 
 KEYS = ("pipeline_images_per_s", "naive_images_per_s", "decode_floor_images_per_s", "peak_rss_mb",
         "first_build_s", "rerun_s")
@@ -16,12 +17,10 @@ TARGETS = ("speedup_vs_naive", "fraction_of_decode_floor", "peak_rss_mb", "rerun
 
 @pytest.mark.slow
 def test_benchmark_end_to_end(tmp_path, tiny_dinov2):
-    parser = argparse.ArgumentParser()
-    add_bench_arguments(parser)
-    args = parser.parse_args(["--n", "3", "--size", "800x600", "--naive-n", "2", "--reference-photos", "2",
+    args = build_parser().parse_args(["bench", "--n", "3", "--size", "800x600", "--naive-n", "2", "--reference-photos", "2",
                               "--workdir", str(tmp_path), "--model", str(tiny_dinov2), "--json"])
     stages: list[str] = []
-    result = run_benchmark(args, progress=stages.append)
+    result = run_benchmark(options_from_args(args), progress=stages.append)
 
     json.loads(json.dumps(result))  # JSON-ready
     for key in KEYS:

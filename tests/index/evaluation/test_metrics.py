@@ -115,16 +115,27 @@ def test_bootstrap_ci_contains_the_true_difference_and_is_deterministic():
     assert metrics.bootstrap_diff_ci(a, b, seed=1) == ci
     assert metrics.bootstrap_diff_ci(a, b, seed=2) != ci
     same = metrics.bootstrap_diff_ci(b, b)
-    assert same == (0.0, 0.0, 0.0)
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0) and not same.significant
     with pytest.raises(ValueError):
         metrics.bootstrap_diff_ci([1.0], [1.0, 2.0])
 
 
 def test_bootstrap_mean_ci_small_samples():
-    assert metrics.bootstrap_mean_ci([]) == (0.0, 0.0, 0.0)
-    assert metrics.bootstrap_mean_ci([0.4]) == (0.4, 0.4, 0.4)
+    none = metrics.bootstrap_mean_ci([])
+    assert (none.estimate, none.low, none.high) == (None, None, None)
+    one = metrics.bootstrap_mean_ci([0.4])  # one value: an estimate, no interval
+    assert (one.estimate, one.low, one.high) == (0.4, None, None)
     ci = metrics.bootstrap_mean_ci([0.0, 1.0] * 50, confidence=0.9)
     assert ci.estimate == 0.5 and 0.35 < ci.low < 0.5 < ci.high < 0.65
+
+
+def test_bootstrap_resamples_are_shared_by_seed_whatever_their_number():
+    few, many = metrics.bootstrap_indices(20, 5, seed=3), metrics.bootstrap_indices(20, 50, seed=3)
+    assert few.shape == (5, 20) and (many[:5] == few).all()
+    assert metrics.precision_recall_f1(2, 1, 1) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    assert metrics.precision_recall_f1(0, 0, 0) == (0.0, 0.0, 0.0)
+    assert metrics.mean_of_present([None, 1.0, 3.0]) == 2.0 and metrics.mean_of_present([None]) is None
+    assert metrics.percentile([1.0, None, 3.0, float("nan")], 50) == 2.0
 
 
 # ---------------------------------------------------------------------------- split leak check

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from index.errors import EvaluationError
 from index.evaluation.retrieval import (
-    EvaluationError,
-    add_eval_arguments,
-    cmd_eval,
     evaluate_retrieval,
     parse_strategies,
     parse_strategy,
@@ -142,32 +140,15 @@ def test_strategy_names():
             parse_strategies(bad)
 
 
-def _cli_wired() -> bool:
-    from index.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    return "eval" in sub.choices
-
-
-def test_command_line_json(run, eval_dataset, tiny_dinov2, capsys):
+def test_command_line_json(run, eval_dataset, tiny_dinov2):
     _, base, _, _ = run
     argv = ["--config", str(VEHICLE_CONFIG), "--dataset", str(eval_dataset), "--embedder", str(tiny_dinov2),
             "--strategies", "default", "-k", "3", "--out", str(base / "cli"), "--cache-dir", str(base / "cache"),
             "--no-plots", "--json"]
-    if _cli_wired():
-        done = subprocess.run([sys.executable, "-m", "index", "eval", *argv], cwd=REPO, capture_output=True,
-                              text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        stdout = done.stdout
-    else:
-        import argparse
-
-        parser = argparse.ArgumentParser()
-        add_eval_arguments(parser)
-        assert cmd_eval(parser.parse_args(argv)) == 0
-        stdout = capsys.readouterr().out
-    result = json.loads(stdout)
+    done = subprocess.run([sys.executable, "-m", "index", "eval", *argv], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
     (row,) = result["rows"]
     assert row["strategy"] == "default" and row["embedder"] == str(tiny_dinov2)
     assert all(key in row for key in (*METRICS, "queries", "index_nodes", "seconds"))

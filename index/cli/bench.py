@@ -1,0 +1,60 @@
+"""``python -m index bench``: indexing throughput and memory against a naive baseline and the decode floor."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from index.bench.indexing import DEFAULT_WORKDIR, BenchOptions, format_table, run_benchmark
+from index.config import DEFAULT_CONFIG
+from index.console import console, out, print_json
+
+_DEFAULTS = BenchOptions()
+
+
+def register(sub: Any) -> None:
+    """Add ``bench`` to the sub-command parsers ``sub``."""
+    parser = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs naive baseline vs decode floor.")
+    parser.add_argument("--n", type=int, default=_DEFAULTS.n,
+                        help="Number of synthetic photos (default %(default)s; the issue's memory target is for 500).")
+    parser.add_argument("--size", default=_DEFAULTS.size, help="Photo size WIDTHxHEIGHT (default %(default)s).")
+    parser.add_argument("--naive-n", type=int, default=_DEFAULTS.naive_n,
+                        help="Photos the naive baseline runs on (default %(default)s; it is slow).")
+    parser.add_argument("--reference-photos", type=int, default=_DEFAULTS.reference_photos,
+                        help="Photos for the single-core decode reference times (default %(default)s).")
+    parser.add_argument("--workdir", type=Path,
+                        help=f"Folder for the cached dataset, the tiny model and the index (default {DEFAULT_WORKDIR}).")
+    parser.add_argument("--config", type=Path, help=f"Domain YAML (default {DEFAULT_CONFIG}).")
+    parser.add_argument("--model", type=Path, help="Use this local model directory instead of the tiny random DINOv2.")
+    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="Seed of the synthetic dataset.")
+    parser.add_argument("--grain", type=float, default=_DEFAULTS.grain,
+                        help="Sensor-like luminance noise (std. dev.) added to the synthetic photos, so they "
+                             "decode like camera JPEGs (default %(default)s; 0 = plain renders).")
+    parser.add_argument("--quality", type=int, default=_DEFAULTS.quality,
+                        help="JPEG quality of the synthetic photos (default %(default)s).")
+    parser.add_argument("--workers", type=int, help="Decoding threads of the build (default: CPU cores).")
+    parser.add_argument("--keep-index", action="store_true", help="Keep the benchmark's index directory.")
+    parser.add_argument("--timeout", type=float, default=_DEFAULTS.timeout,
+                        help="Seconds after which a child process is killed (default %(default)s).")
+    parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
+    parser.set_defaults(func=cmd_bench)
+
+
+def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    """The :class:`BenchOptions` of parsed ``bench`` flags."""
+    return BenchOptions(
+        n=args.n, size=args.size, naive_n=args.naive_n, reference_photos=args.reference_photos,
+        workdir=args.workdir, config=args.config, model=args.model, seed=args.seed, grain=args.grain,
+        quality=args.quality, workers=args.workers, keep_index=args.keep_index, timeout=args.timeout,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the indexing benchmark and print its table (or JSON)."""
+    result = run_benchmark(options_from_args(args), progress=lambda message: console.print(message, highlight=False))
+    if args.json:
+        print_json(result)
+    else:
+        out.print(format_table(result), highlight=False, markup=False)
+    return 0

@@ -1,0 +1,105 @@
+"""Dataset commands: ``inspect`` (what would be indexed, and every skip) and ``synth``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from index.cli.common import add_config_args, config_from_args
+from index.config import load_config
+from index.console import console, print_json, progress_bar
+from index.errors import UserError
+
+
+def register(sub: Any) -> None:
+    """Add ``inspect`` and ``synth`` to the sub-command parsers ``sub``."""
+    p = sub.add_parser("inspect", help="Report what would be indexed, every skip and why, and a contact sheet.")
+    add_config_args(p)
+    p.add_argument("--limit", type=int, help="Inspect a stratified sample of N images (every label present).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the sample.")
+    p.add_argument("--out", type=Path, help="Folder for report.json and contact_sheet.png (default outputs/inspect/NAME).")
+    p.add_argument("--verify", action="store_true", help="Decode every image to find corrupt files (slow).")
+    p.add_argument("--no-contact-sheet", action="store_true", help="Skip the contact sheet.")
+    p.add_argument("--json", action="store_true", help="Print the report as one JSON object on stdout.")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("synth", help="Write a synthetic dataset in the user's LabelMe layout.")
+    p.add_argument("--out", type=Path, required=True, help="Folder to write into.")
+    p.add_argument("--n", type=int, default=20, help="Number of photos.")
+    p.add_argument("--size", default="4000x3000", help="WIDTHxHEIGHT (default %(default)s).")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=["labelme", "coco"], default="labelme")
+    p.add_argument("--config", help="For --format coco: take the categories from this config's taxonomy.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Read the dataset, plan its regions, report and draw a contact sheet."""
+    from index.inspection import inspect_dataset
+
+    overrides = {"dataset.verify_pixels": True} if args.verify else {}
+    config = config_from_args(args, **overrides)
+    out = args.out or Path("outputs/inspect") / config.name
+    with progress_bar("Reading annotations") as (advance, set_total):
+        result = inspect_dataset(
+            config, out, limit=args.limit, seed=args.seed, contact_sheet=not args.no_contact_sheet,
+            progress=advance, total=set_total,
+        )
+    report = result.report
+    if args.json:
+        print_json(report)
+    else:
+        _print_inspection(report)
+    return 0
+
+
+def _print_inspection(report: dict[str, Any]) -> None:
+    table = Table(title=f"{report['dataset']}: {report['images']} images", show_edge=False)
+    table.add_column("label")
+    table.add_column("images", justify="right")
+    table.add_column("annotations", justify="right")
+    table.add_column("region nodes", justify="right")
+    for key, regions in report["regions_by_label"].items():
+        table.add_row(key, str(report["images_by_label"][key]), str(report["annotations_by_label"][key]), str(regions))
+    console.print(table)
+    console.print(f"nodes by kind: {report['nodes_by_kind']}  (merged regions: {report['merged_regions']})")
+    console.print(f"annotation side px: {report['annotation_side_px']}")
+    console.print(f"zones: {report['zones']}  vehicle groups: {report['vehicle_groups']}")
+    console.print(f"doubtful: {report['doubtful']}  edited: {report['edited']}  excluded as incorrect: {report['excluded_incorrect']}")
+    if report["skipped_by_reason"]:
+        console.print(f"[yellow]skipped[/]: {report['skipped_by_reason']}")
+        for issue in report["skipped"][:10]:
+            console.print(f"  {issue['reason']}: {issue['message']}")
+        if len(report["skipped"]) > 10:
+            console.print(f"  … {len(report['skipped']) - 10} more in the report")
+    if report["repaired_by_reason"]:
+        console.print(f"[cyan]repaired[/]: {report['repaired_by_reason']}")
+    console.print(f"report: {report['report']}" + (f"\ncontact sheet: {report['contact_sheet']}" if "contact_sheet" in report else ""))
+    console.print(f"done in {report['seconds']:.2f}s (reading {report['read_seconds']:.2f}s)")
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write a synthetic dataset in the user's LabelMe layout (or COCO)."""
+    from index.synth import parse_size, synthesize_coco, synthesize_labelme
+
+    try:
+        size = parse_size(args.size)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    with progress_bar("Drawing photos", "photos") as (advance, set_total):
+        set_total(args.n)
+        if args.format == "coco":
+            labels = load_config(args.config).taxonomy.label_keys() if args.config else ["defect", "stain", "hole"]
+            summary = synthesize_coco(args.out, args.n, categories=labels, size=size, seed=args.seed)
+        else:
+            summary = synthesize_labelme(args.out, args.n, size=size, seed=args.seed, progress=advance)
+    result = {"out": str(args.out), "images": len(summary.images), "labels": dict(summary.label_counts), "seconds": round(summary.seconds, 2)}
+    if args.json:
+        print_json(result)
+    else:
+        console.print(f"wrote {result['images']} photos to {args.out} in {result['seconds']}s; marks per label: {result['labels']}")
+    return 0

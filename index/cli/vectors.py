@@ -1,0 +1,116 @@
+"""Index commands: ``build`` (incremental), ``info`` and ``search``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from index.cli.common import add_config_args, config_from_args, index_dir_of, optional_config
+from index.config import DEFAULT_CONFIG
+from index.console import console, print_json, progress_bar
+from index.errors import UserError
+
+
+def register(sub: Any) -> None:
+    """Add ``build``, ``info`` and ``search`` to the sub-command parsers ``sub``."""
+    p = sub.add_parser("build", help="Embed the planned crops into the FAISS index (incremental).")
+    add_config_args(p)
+    p.add_argument("--embedder", help="Model id or local path (overrides embedder.model).")
+    p.add_argument("--index-type", choices=["flat", "hnsw", "ivf"], help="Overrides index.type.")
+    p.add_argument("--out", type=Path, help="Index directory (overrides index.dir).")
+    p.add_argument("--limit", type=int, help="Index a stratified sample of N images.")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the sample.")
+    p.add_argument("--workers", type=int, help="Decoding threads (default: CPU cores).")
+    p.add_argument("--json", action="store_true", help="Print the build report as JSON on stdout.")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("info", help="Counts, embedder and size of a built index.")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="Domain YAML, for its index.dir.")
+    p.add_argument("--out", type=Path, help="Index directory.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("search", help="The most similar labelled examples to a photo.")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="Domain YAML, for its index.dir.")
+    p.add_argument("--out", type=Path, help="Index directory.")
+    p.add_argument("--image", required=True, help="Query photo.")
+    p.add_argument("--label", help="Only this label (id, key, name or synonym: 'rayones' works).")
+    p.add_argument("--kind", choices=["region", "image", "background", "tile"], help="Only this node kind.")
+    p.add_argument("--zone", help="Only this zone.")
+    p.add_argument("-k", type=int, default=5, help="Number of hits.")
+    p.add_argument("--embedder", help="Query with this model (refused if it is not the index's).")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build the index or bring it up to date."""
+    from index.build import build_index
+
+    config = config_from_args(args, **{"embedder.model": args.embedder, "index.type": args.index_type})
+    index_dir = index_dir_of(args, config)
+    console.print(f"building {index_dir} from {config.dataset.root} with {config.embedder.model}")
+    with progress_bar("Embedding photos", "images") as (advance, set_total):
+        try:
+            report = build_index(config, index_dir=index_dir, limit=args.limit, seed=args.seed,
+                                 workers=args.workers, progress=advance, total=set_total)
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/]: {index_dir} is unchanged; the next build resumes from its last checkpoint.")
+            return 130
+    if args.json:
+        print_json(report)
+        return 0
+    if report["rebuilt"]:
+        console.print(f"[yellow]note[/]: {report['rebuilt']}")
+    state = "already up to date" if report["up_to_date"] else (
+        f"embedded {report['embedded_images']} photos, reused {report['reused_images']}, removed {report['removed_nodes']} stale nodes")
+    console.print(f"{report['images']} images, {report['vectors']} vectors ({report['dim']}-d, {report['embedder']['model_id']}): {state}")
+    console.print(f"nodes by kind: {report['nodes_by_kind']}")
+    console.print(f"regions by label: {report['regions_by_label']}")
+    if report["skipped_by_reason"]:
+        console.print(f"[yellow]skipped[/]: {report['skipped_by_reason']} (details in {index_dir / 'build_report.json'})")
+    if report["repaired_by_reason"]:
+        console.print(f"[cyan]repaired[/]: {report['repaired_by_reason']}")
+    console.print(f"done in {report['seconds']:.1f}s")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Describe a built index."""
+    from index.search import index_info
+
+    config = optional_config(args)
+    info = index_info(index_dir_of(args, config))
+    if args.json:
+        print_json(info)
+        return 0
+    console.print(f"{info['index_dir']}: {info['images']} images, {info['nodes']} nodes, {info['size_bytes'] / 1e6:.1f} MB")
+    console.print(f"embedder {info['embedder']} ({info['embedder_family']}, {info['dim']}-d), {info['index_type']} index, built {info['built_at']}")
+    console.print(f"nodes by kind: {info['nodes_by_kind']}")
+    console.print(f"regions by label: {info['regions_by_label']}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search the index with a photo."""
+    from index.search import DamageIndex
+
+    config = optional_config(args)
+    if not Path(args.image).is_file():
+        raise UserError(f"Query photo {args.image} does not exist.")
+    index = DamageIndex.open(index_dir_of(args, config), embedder_model=args.embedder)
+    hits = index.search(args.image, k=args.k, label=args.label, kind=args.kind, zone=args.zone)
+    if args.json:
+        print_json([h.to_dict() for h in hits])
+        return 0
+    table = Table(title=f"top {args.k} for {args.image}", show_edge=False)
+    for column in ("similarity", "kind", "label", "zone", "source photo", "crop"):
+        table.add_column(column)
+    for hit in hits:
+        table.add_row(f"{hit.similarity:.3f}", hit.kind, hit.label or ",".join(hit.labels) or "-", hit.zone or "-",
+                      Path(hit.source_image).name, hit.crop_path)
+    console.print(table)
+    return 0
