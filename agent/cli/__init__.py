@@ -5,6 +5,30 @@ One module per group of commands, each registering its sub-commands; these modul
 endpoint is one line on stderr and exit 1; other user errors exit 2.
 """
 
-from agent.cli.main import build_parser, main
+from __future__ import annotations
+
+import argparse
+
+from agent.cli import ask, evaluation, traces
+from index.console import run_cli
 
 __all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m agent``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m agent",
+        description="Online side: ask a Qwen3-VL agent about photos, with retrieved labelled examples.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ask.register(sub)
+    traces.register(sub)
+    evaluation.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    return run_cli(build_parser(), argv)

@@ -32,10 +32,10 @@ from index.evaluation.metrics import (
     percentile_interval,
     precision_recall_f1,
 )
+from index.imaging.geometry import Box
 
 logger = logging.getLogger(__name__)
 
-Box = tuple[float, float, float, float]
 NONE_LABEL = "(none)"
 
 

@@ -11,8 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-Point = tuple[float, float]
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels
+from index.imaging.geometry import Box, Point
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from index.dataset.records import Point
+from index.imaging.geometry import Point
 
 # One colour per label position, readable on car paint; cycled for bigger taxonomies.
 PALETTE = [

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from index.dataset.records import Box, Point
+#: A point (x, y) in source pixels.
+Point = tuple[float, float]
+#: A box (x0, y0, x1, y1) in source pixels.
+Box = tuple[float, float, float, float]
 
 
 def polygon_area(points: Sequence[Point]) -> float:

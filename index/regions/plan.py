@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.config import RegionStrategy
-from index.dataset.records import Box, ImageRecord, Point, Region
+from index.dataset.records import ImageRecord, Region
 from index.imaging import geometry
+from index.imaging.geometry import Box, Point
 
 
 @dataclass
