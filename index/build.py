@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,7 @@ def _recorded_info(index_dir: Path, config: DomainConfig) -> Any:
 
 def _load_base(index_dir: Path, staging: Path, fingerprint: str, config: DomainConfig):
     """The state to start from: a resumable staging area, the current index, or nothing."""
-    from index.vector_store.store import FaissNodeStore
+    from index.vector_store import FaissNodeStore
 
     for where, resuming in ((staging, True), (index_dir, False)):
         path = where / MANIFEST
@@ -203,6 +203,7 @@ def build_index(
     index_dir: Path | None = None,
     limit: int | None = None,
     seed: int = 0,
+    images: Collection[str] | None = None,
     workers: int | None = None,
     embedder: Any = None,
     progress: Callable[[int], None] | None = None,
@@ -216,6 +217,7 @@ def build_index(
         index_dir: Where the index lives (default ``config.index.dir``).
         limit: Index a stratified sample of this many images.
         seed: Seed of the sample.
+        images: Index only these image ids (e.g. the train side of an evaluation split).
         workers: Decoding threads (default: the number of CPU cores).
         embedder: A loaded embedder (default: load ``config.embedder``).
         progress: Called with the number of photos just processed.
@@ -229,7 +231,7 @@ def build_index(
         EmbedderError: If the embedder cannot be loaded.
         AdapterError: If the dataset cannot be read at all.
     """
-    from index.vector_store.store import FaissNodeStore
+    from index.vector_store import FaissNodeStore
 
     started = time.perf_counter()
     index_dir = Path(index_dir or config.index.dir)
@@ -240,7 +242,7 @@ def build_index(
     info = embedder.info if embedder is not None else _recorded_info(index_dir, config)
     if info is None:
         model.start()  # loads while the dataset is read (and, for a first build, decoded)
-    scan, crops = plan_dataset(config, limit=limit, seed=seed)
+    scan, crops = plan_dataset(config, limit=limit, seed=seed, images=images)
     fresh = not (index_dir / MANIFEST).is_file() and not (staging / MANIFEST).is_file()
     if info is None and not fresh:
         info = model.get().info  # an existing index: its fingerprint decides what is reusable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ def plan_dataset(
     *,
     limit: int | None = None,
     seed: int = 0,
+    images: Collection[str] | None = None,
     progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
 ) -> tuple[DatasetScan, list[RegionCrop]]:
@@ -54,10 +55,15 @@ def plan_dataset(
         config: The domain configuration.
         limit: Draw a stratified sample of this many images (every label present).
         seed: Seed of the sample.
+        images: Keep only these image ids (one side of a split); the others are left out
+            silently. Vehicle groups are still formed over the whole dataset.
         progress: Progress callback (items read).
         total: Called once with the number of items to read.
     """
     scan = read_dataset(config, progress=progress, total=total)
+    if images is not None:
+        wanted = set(images)
+        scan.records = [r for r in scan.records if r.image_id in wanted]
     if limit is not None and limit < len(scan.records):
         scan.records = stratified_sample(scan.records, limit, seed=seed)
     crops = [c for r in scan.records for c in plan_crops(r, config.regions, config.name)]

@@ -266,7 +266,7 @@ def run_evaluation(options: EvalOptions, *, embedder: Any = None, progress: Prog
                     progress("index", counts["done"], counts["total"])
 
             index_info.update(ensure_train_index(
-                config, split.train, split.test, index_dir, embedder=embedder, rebuild=options.rebuild_index,
+                config, split.train, index_dir, embedder=embedder, rebuild=options.rebuild_index,
                 progress=indexed, total=lambda t: counts.update(total=t)))
         engine = DamageQueryEngine(config, index_dir=index_dir, embedder=embedder)
         if any(q.mode != "zero-shot" for q in pending):

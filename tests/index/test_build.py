@@ -165,3 +165,16 @@ def test_missing_embedder_leaves_no_index_and_no_debris(config, tmp_path):
     with pytest.raises(EmbedderError, match="no-such-model"):
         build_index(broken, index_dir=out)
     assert not out.exists() and not (tmp_path / "index.staging").exists()
+
+
+def test_build_of_one_side_of_a_split_indexes_only_those_photos(config, tmp_path):
+    from index.dataset import read_dataset
+
+    ids = sorted(r.image_id for r in read_dataset(config).records)
+    train = ids[: len(ids) // 2]
+    out = tmp_path / "train"
+    report = build_index(config, index_dir=out, images=train)
+    assert report["images"] == len(train) and not report["skipped_by_reason"]
+    index = DamageIndex.open(out)
+    assert {n.metadata["image_id"] for n in index.store.get_nodes()} == set(train)
+    assert build_index(config, index_dir=out, images=train)["up_to_date"]
