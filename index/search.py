@@ -76,8 +76,7 @@ class DamageIndex:
             EmbedderError: If the embedder cannot be loaded.
         """
         from index.embedders import EmbedderConfig, load_embedder
-        from index.vector_store.config import VectorIndexConfig
-        from index.vector_store.store import FaissNodeStore
+        from index.vector_store import FaissNodeStore, VectorIndexConfig
 
         index_dir = Path(index_dir)
         manifest = read_manifest(index_dir)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from index.embedders.config import EmbedderConfig
 from index.taxonomy import LabelTaxonomy
-from index.vector_store.config import VectorIndexConfig
+from index.vector_store import VectorIndexConfig
 
 NodeKind = Literal["region", "image", "background", "tile"]
 #: How a question is answered: photo only, fixed retrieval, or the model choosing its tools.

@@ -1,1 +1,97 @@
-"""TODO"""
+"""The project's FAISS node store: exact filters, stable ids, its own files (replaces
+``llama-index-vector-stores-faiss``).
+
+:class:`FaissNodeStore` is a LlamaIndex ``BasePydanticVectorStore`` that keeps whole nodes.
+Every vector's FAISS id is a stable hash of its node id, ``add`` is an upsert, metadata filters
+are exact (a filtered top-k on ``flat`` is the true top-k) and the store persists to its own
+directory (``faiss.index`` + ``metadata.json``). Similarity is cosine::
+
+    from index.vector_store import FaissNodeStore, VectorIndexConfig
+
+    store = FaissNodeStore.load_or_create(VectorIndexConfig(dir="outputs/vector_index"))
+    store.add(nodes)                                  # nodes with embeddings; upsert
+    store.search(vector, 10, filters)                 # [(node id, similarity)], best first
+    store.persist()
+
+Modules, each with one job:
+
+- :mod:`~index.vector_store.config`: :class:`VectorIndexConfig` (index type and parameters);
+- :mod:`~index.vector_store.store`: :class:`FaissNodeStore`, the LlamaIndex vector store;
+- :mod:`~index.vector_store.records`: stable ids, node snapshots and the table of nodes;
+- :mod:`~index.vector_store.filters`: :class:`MetadataIndex`, exact metadata filters;
+- :mod:`~index.vector_store.faiss_backend`: :class:`FaissBackend`, the FAISS index of one store
+  (flat, HNSW, IVF);
+- :mod:`~index.vector_store.persistence`: the two files and their checks.
+
+Importing this package is cheap: the configuration loads eagerly (domain configs validate it),
+everything else (LlamaIndex, FAISS) on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from index.vector_store.config import IndexType, VectorIndexConfig
+
+if TYPE_CHECKING:
+    from index.vector_store.faiss_backend import FaissBackend, IndexKind, as_matrix
+    from index.vector_store.filters import FilterError, MetadataIndex
+    from index.vector_store.persistence import (
+        INDEX_FILE,
+        METADATA_FILE,
+        VectorStoreFileError,
+        resolve_store_dir,
+    )
+    from index.vector_store.records import (
+        FaissIdCollisionError,
+        NodeRecord,
+        NodeTable,
+        node_id_to_faiss_id,
+    )
+    from index.vector_store.store import FaissNodeStore
+
+__all__ = [
+    "INDEX_FILE",
+    "METADATA_FILE",
+    "FaissBackend",
+    "FaissIdCollisionError",
+    "FaissNodeStore",
+    "FilterError",
+    "IndexKind",
+    "IndexType",
+    "MetadataIndex",
+    "NodeRecord",
+    "NodeTable",
+    "VectorIndexConfig",
+    "VectorStoreFileError",
+    "as_matrix",
+    "node_id_to_faiss_id",
+    "resolve_store_dir",
+]
+
+_LAZY = {
+    "FaissBackend": "faiss_backend",
+    "IndexKind": "faiss_backend",
+    "as_matrix": "faiss_backend",
+    "FilterError": "filters",
+    "MetadataIndex": "filters",
+    "INDEX_FILE": "persistence",
+    "METADATA_FILE": "persistence",
+    "VectorStoreFileError": "persistence",
+    "resolve_store_dir": "persistence",
+    "FaissIdCollisionError": "records",
+    "NodeRecord": "records",
+    "NodeTable": "records",
+    "node_id_to_faiss_id": "records",
+    "FaissNodeStore": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

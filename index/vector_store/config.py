@@ -1,7 +1,8 @@
 """Configuration of the FAISS vector index (kept free of heavy imports).
 
-:class:`VectorIndexConfig` is re-exported by :mod:`index.vector_store.store`; it lives here so that
-validating a domain configuration does not have to import LlamaIndex or FAISS.
+:class:`VectorIndexConfig` is re-exported by :mod:`index.vector_store`, whose import loads only
+this module, so that validating a domain configuration does not have to import LlamaIndex or
+FAISS.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""FAISS plumbing for :class:`index.vector_store.store.FaissNodeStore`.
+"""FAISS plumbing for :class:`~index.vector_store.FaissNodeStore`.
 
 One :class:`FaissBackend` owns one FAISS index whose ids are the store's own stable 64-bit ids
 (never positions). Index kinds:

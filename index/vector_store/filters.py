@@ -1,4 +1,4 @@
-"""Exact metadata filtering for :class:`index.vector_store.store.FaissNodeStore`.
+"""Exact metadata filtering for :class:`~index.vector_store.FaissNodeStore`.
 
 :class:`MetadataIndex` keeps an inverted index ``key -> value -> ids`` (and ``key -> list
 element -> ids`` for list-valued metadata such as ``labels``), maintained on add and delete, and

@@ -1,4 +1,4 @@
-"""Node records and on-disk format of :class:`index.vector_store.store.FaissNodeStore`.
+"""On-disk format of :class:`~index.vector_store.FaissNodeStore`.
 
 A store directory holds exactly two files, each replaced atomically (temp file in the same
 directory, then ``os.replace``):
@@ -11,28 +11,17 @@ directory, then ``os.replace``):
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from llama_index.core.schema import (
-    BaseNode,
-    Document,
-    ImageDocument,
-    ImageNode,
-    IndexNode,
-    Node,
-    TextNode,
-)
 
 from index.errors import DamageRagError
 from index.files import atomic_write, write_json_atomic
 from index.vector_store.config import VectorIndexConfig
 from index.vector_store.faiss_backend import FaissBackend
+from index.vector_store.records import NodeRecord
 
 logger = logging.getLogger(__name__)
 
@@ -41,72 +30,9 @@ METADATA_FILE = "metadata.json"
 FORMAT = "damage_rag.faiss_node_store"
 FORMAT_VERSION = 1
 
-_NODE_CLASSES: dict[str, type[BaseNode]] = {
-    cls.class_name(): cls for cls in (TextNode, ImageNode, IndexNode, Node, Document, ImageDocument)
-}
-# fields that hold vectors: never stored in the metadata file, never returned
-_EMBEDDING_FIELDS = ("embedding", "text_embedding")
-
-
-@functools.cache
-def _vector_fields(cls: type[BaseNode]) -> frozenset[str]:
-    return frozenset(name for name in _EMBEDDING_FIELDS if name in cls.model_fields)
-
 
 class VectorStoreFileError(DamageRagError, ValueError):
     """A persisted store file is missing, unreadable or inconsistent (the message names it)."""
-
-
-@dataclass
-class NodeRecord:
-    """What the store keeps per vector: the node without its embedding."""
-
-    node_id: str
-    ref_doc_id: str | None
-    node_type: str
-    data: dict[str, Any]  # node.model_dump(mode="json") with embeddings removed
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """The node's metadata (JSON-normalised), as used for filtering."""
-        return self.data.get("metadata") or {}
-
-    @classmethod
-    def from_node(cls, node: BaseNode) -> NodeRecord:
-        """Snapshot a node (its embedding is dropped)."""
-        node_type = node.class_name()
-        if node_type not in _NODE_CLASSES:
-            raise TypeError(
-                f"node {node.node_id!r}: unsupported node class {type(node).__name__} "
-                f"(supported: {', '.join(sorted(_NODE_CLASSES))})"
-            )
-        vector_fields = _vector_fields(type(node))
-        data = node.model_dump(mode="json", exclude=set(vector_fields))  # don't serialise vectors
-        data.pop("class_name", None)
-        for name in vector_fields:
-            data[name] = None
-        return cls(node.node_id, node.ref_doc_id, node_type, data)
-
-    def to_node(self) -> BaseNode:
-        """A fresh node object equal to the one added (without embedding)."""
-        return _NODE_CLASSES[self.node_type].from_dict(self.data)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready form for ``metadata.json``."""
-        return {
-            "node_id": self.node_id,
-            "ref_doc_id": self.ref_doc_id,
-            "node_type": self.node_type,
-            "node": self.data,
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> NodeRecord:
-        """Inverse of :meth:`to_json`."""
-        node_type = obj["node_type"]
-        if node_type not in _NODE_CLASSES:
-            raise ValueError(f"unknown node type {node_type!r}")
-        return cls(str(obj["node_id"]), obj.get("ref_doc_id"), node_type, dict(obj["node"]))
 
 
 def resolve_store_dir(path: str | os.PathLike[str]) -> Path:

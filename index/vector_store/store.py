@@ -4,8 +4,8 @@
 positions as ids (text and image stores collide; a delete makes the next add reuse a live id),
 share one ``id_map.json`` between stores and support no metadata filters. Here:
 
-- every vector's FAISS id is a stable 64-bit hash of its node id (:func:`node_id_to_faiss_id`),
-  never a counter or a position; two node ids hashing alike raise :class:`FaissIdCollisionError`;
+- every vector's FAISS id is a stable 64-bit hash of its node id, never a counter or a position
+  (:mod:`~index.vector_store.records`, which also keeps the nodes and their look-up tables);
 - ``add`` is an upsert, ``delete``/``delete_nodes``/``clear`` work on every index type;
 - filtered queries compute the allowed ids from an inverted metadata index and let FAISS search
   only those (``IDSelectorBatch``), so a filtered top-k on the ``flat`` type is the true top-k;
@@ -17,7 +17,6 @@ Similarity is inner product on L2-normalised vectors (cosine similarity).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -37,42 +36,19 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from index.errors import DamageRagError
-from index.vector_store.config import IndexType, VectorIndexConfig
+from index.vector_store.config import VectorIndexConfig
 from index.vector_store.faiss_backend import FaissBackend, as_matrix
-from index.vector_store.filters import FilterError, MetadataIndex
 from index.vector_store.persistence import (
     METADATA_FILE,
-    NodeRecord,
-    VectorStoreFileError,
     load_store,
     resolve_store_dir,
     write_store,
 )
+from index.vector_store.records import NodeRecord, NodeTable
 
-__all__ = [
-    "FaissIdCollisionError",
-    "FaissNodeStore",
-    "FilterError",
-    "IndexType",
-    "VectorIndexConfig",
-    "VectorStoreFileError",
-    "node_id_to_faiss_id",
-]
+__all__ = ["FaissNodeStore"]
 
 logger = logging.getLogger(__name__)
-
-_ID_MASK = (1 << 63) - 1
-
-
-class FaissIdCollisionError(DamageRagError, ValueError):
-    """Two different node ids map to the same 64-bit FAISS id."""
-
-
-def node_id_to_faiss_id(node_id: str) -> int:
-    """The stable FAISS id of a node: first 8 bytes of blake2b(node_id), as a positive int64."""
-    digest = hashlib.blake2b(node_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & _ID_MASK
 
 
 def _check_local_fs(fs: fsspec.AbstractFileSystem | None) -> None:
@@ -98,9 +74,7 @@ class FaissNodeStore(BasePydanticVectorStore):
     )
 
     _backend: FaissBackend | None = PrivateAttr(default=None)
-    _records: dict[int, NodeRecord] = PrivateAttr(default_factory=dict)
-    _by_ref_doc: dict[str, set[int]] = PrivateAttr(default_factory=dict)
-    _meta: MetadataIndex = PrivateAttr(default_factory=MetadataIndex)
+    _table: NodeTable = PrivateAttr(default_factory=NodeTable)
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
 
     def __init__(self, config: VectorIndexConfig | None = None, **kwargs: Any) -> None:
@@ -154,60 +128,32 @@ class FaissNodeStore(BasePydanticVectorStore):
             embeddings.append(node.embedding)
         with self._lock:
             vectors = as_matrix(embeddings, self.dim, self.config.normalize)
-            fids = [node_id_to_faiss_id(node.node_id) for node in batch]
-            self._check_collisions(batch, fids)
+            fids = self._table.faiss_ids(batch)
             records = [NodeRecord.from_node(node) for node in batch]
             if self._backend is None:
                 self._backend = FaissBackend(self.config, vectors.shape[1])
-            replaced = [fid for fid in fids if fid in self._records]
+            replaced = [fid for fid in fids if fid in self._table]
             if replaced:
                 self._remove_fids(replaced)
             self._backend.add(vectors, np.asarray(fids, dtype=np.int64))
             for fid, record in zip(fids, records, strict=True):
-                self._register(fid, record)
+                self._table.add(fid, record)
             logger.debug("added %d nodes (%d replaced)", len(batch), len(replaced))
         return [node.node_id for node in nodes]
 
-    def _check_collisions(self, batch: list[BaseNode], fids: list[int]) -> None:
-        seen: dict[int, str] = {}
-        for node, fid in zip(batch, fids, strict=True):
-            other = seen.get(fid)
-            if other is None and fid in self._records:
-                other = self._records[fid].node_id
-            if other is not None and other != node.node_id:
-                raise FaissIdCollisionError(
-                    f"node ids {node.node_id!r} and {other!r} map to the same FAISS id {fid}; "
-                    "rename one of them"
-                )
-            seen[fid] = node.node_id
-
-    def _register(self, fid: int, record: NodeRecord) -> None:
-        self._records[fid] = record
-        self._meta.add(fid, record.metadata)
-        if record.ref_doc_id is not None:
-            self._by_ref_doc.setdefault(record.ref_doc_id, set()).add(fid)
-
     def _remove_fids(self, fids: Iterable[int]) -> int:
-        present = [fid for fid in fids if fid in self._records]
+        present = [fid for fid in fids if fid in self._table]
         if not present:
             return 0
         assert self._backend is not None
         self._backend.remove(np.asarray(present, dtype=np.int64))
-        for fid in present:
-            record = self._records.pop(fid)
-            self._meta.remove(fid, record.metadata)
-            if record.ref_doc_id is not None:
-                ids = self._by_ref_doc.get(record.ref_doc_id)
-                if ids is not None:
-                    ids.discard(fid)
-                    if not ids:
-                        del self._by_ref_doc[record.ref_doc_id]
+        self._table.remove(present)
         return len(present)
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node whose source document (``ref_doc_id``) is ``ref_doc_id``."""
         with self._lock:
-            n = self._remove_fids(list(self._by_ref_doc.get(ref_doc_id, ())))
+            n = self._remove_fids(self._table.of_ref_doc(ref_doc_id))
         logger.debug("deleted %d nodes of ref doc %r", n, ref_doc_id)
 
     def delete_nodes(
@@ -223,8 +169,8 @@ class FaissNodeStore(BasePydanticVectorStore):
         if node_ids is None and filters is None:
             raise ValueError("delete_nodes needs node_ids and/or filters; use clear() to empty")
         with self._lock:
-            allowed = self._allowed_fids(filters, node_ids, None)
-            fids = list(self._records) if allowed is None else list(allowed)
+            allowed = self._table.allowed(filters, node_ids, None)
+            fids = list(self._table.records) if allowed is None else list(allowed)
             n = self._remove_fids(fids)
         logger.debug("deleted %d nodes", n)
 
@@ -232,24 +178,17 @@ class FaissNodeStore(BasePydanticVectorStore):
         """Remove everything; the next add may use a new dimension."""
         with self._lock:
             self._backend = None
-            self._records.clear()
-            self._by_ref_doc.clear()
-            self._meta.clear()
+            self._table.clear()
 
     # ------------------------------------------------------------------ reading
     def count(self) -> int:
         """Number of vectors (nodes) in the store."""
-        return len(self._records)
+        return len(self._table)
 
     def node_ids(self) -> list[str]:
         """All node ids in the store."""
         with self._lock:
-            return [record.node_id for record in self._records.values()]
-
-    def _fid_of(self, node_id: str) -> int | None:
-        fid = node_id_to_faiss_id(node_id)
-        record = self._records.get(fid)
-        return fid if record is not None and record.node_id == node_id else None
+            return [record.node_id for record in self._table.records.values()]
 
     def get_nodes(
         self,
@@ -261,22 +200,23 @@ class FaissNodeStore(BasePydanticVectorStore):
         With neither argument, all nodes. Nodes come back without embeddings.
         """
         with self._lock:
+            records = self._table.records
             if node_ids is not None:
-                fids = [fid for fid in map(self._fid_of, node_ids) if fid is not None]
+                fids = [fid for fid in map(self._table.fid_of, node_ids) if fid is not None]
                 if filters is not None:
-                    allowed = self._meta.evaluate(filters, self._records.keys())
+                    allowed = self._table.matching(filters)
                     fids = [fid for fid in fids if fid in allowed]
             elif filters is not None:
-                allowed = self._meta.evaluate(filters, self._records.keys())
-                fids = [fid for fid in self._records if fid in allowed]
+                allowed = self._table.matching(filters)
+                fids = [fid for fid in records if fid in allowed]
             else:
-                fids = list(self._records)
-            return [self._records[fid].to_node() for fid in fids]
+                fids = list(records)
+            return [records[fid].to_node() for fid in fids]
 
     def get_vector(self, node_id: str) -> np.ndarray:
         """The stored (normalised) vector of a node; ``KeyError`` if absent."""
         with self._lock:
-            fid = self._fid_of(node_id)
+            fid = self._table.fid_of(node_id)
             if fid is None or self._backend is None:
                 raise KeyError(f"node {node_id!r} is not in the vector store")
             return self._backend.reconstruct(np.asarray([fid], dtype=np.int64))[0]
@@ -284,29 +224,9 @@ class FaissNodeStore(BasePydanticVectorStore):
     def counts_by(self, key: str) -> dict[Any, int]:
         """Number of nodes per value of metadata ``key`` (list values count per element)."""
         with self._lock:
-            return self._meta.value_counts(key)
+            return self._table.value_counts(key)
 
     # ------------------------------------------------------------------ searching
-    def _allowed_fids(
-        self,
-        filters: MetadataFilters | None,
-        node_ids: Sequence[str] | None,
-        doc_ids: Sequence[str] | None,
-    ) -> set[int] | None:
-        """Ids allowed by filters/node_ids/doc_ids; ``None`` means no restriction."""
-        allowed: set[int] | None = None
-        if filters is not None and filters.filters:
-            allowed = self._meta.evaluate(filters, self._records.keys())
-        if node_ids is not None:
-            by_node = {fid for fid in map(self._fid_of, node_ids) if fid is not None}
-            allowed = by_node if allowed is None else allowed & by_node
-        if doc_ids is not None:
-            by_doc: set[int] = set()
-            for doc_id in doc_ids:
-                by_doc |= self._by_ref_doc.get(doc_id, set())
-            allowed = by_doc if allowed is None else allowed & by_doc
-        return allowed
-
     def _search_fids(
         self, vector: Any, k: int, allowed: set[int] | None
     ) -> list[tuple[int, float]]:
@@ -316,7 +236,7 @@ class FaissNodeStore(BasePydanticVectorStore):
         if query.shape[0] != 1:
             raise ValueError(f"expected one query vector, got {query.shape[0]}")
         allowed_arr = None
-        if allowed is not None and len(allowed) < len(self._records):
+        if allowed is not None and len(allowed) < len(self._table):
             allowed_arr = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
         scores, labels = self._backend.search(query, k, allowed_arr)
         return [(int(fid), float(s)) for fid, s in zip(labels, scores, strict=True)]
@@ -334,9 +254,9 @@ class FaissNodeStore(BasePydanticVectorStore):
         the result is the true top-k among the allowed nodes; nothing allowed gives ``[]``.
         """
         with self._lock:
-            allowed = self._allowed_fids(filters, node_ids, None)
+            allowed = self._table.allowed(filters, node_ids, None)
             hits = self._search_fids(vector, k, allowed)
-            return [(self._records[fid].node_id, score) for fid, score in hits]
+            return [(self._table.records[fid].node_id, score) for fid, score in hits]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """LlamaIndex query: top ``similarity_top_k`` nodes for ``query_embedding``.
@@ -357,9 +277,9 @@ class FaissNodeStore(BasePydanticVectorStore):
             raise ValueError("FaissNodeStore.query needs query.query_embedding")
         node_ids = query.node_ids if kwargs.get("honor_node_ids") else None
         with self._lock:
-            allowed = self._allowed_fids(query.filters, node_ids, query.doc_ids)
+            allowed = self._table.allowed(query.filters, node_ids, query.doc_ids)
             hits = self._search_fids(query.query_embedding, query.similarity_top_k, allowed)
-            records = [self._records[fid] for fid, _ in hits]
+            records = [self._table.records[fid] for fid, _ in hits]
             nodes = [record.to_node() for record in records]
         return VectorStoreQueryResult(
             nodes=nodes,
@@ -387,7 +307,7 @@ class FaissNodeStore(BasePydanticVectorStore):
                 "dim": self.dim,
                 "index_kind": self.index_kind,
             }
-            write_store(directory, self.client, header, self._records)
+            write_store(directory, self.client, header, self._table.records)
 
     @classmethod
     def from_persist_dir(
@@ -410,7 +330,7 @@ class FaissNodeStore(BasePydanticVectorStore):
         store = cls(config=stored_config)
         store._backend = backend
         for fid, record in records.items():
-            store._register(fid, record)
+            store._table.add(fid, record)
         kind = backend.kind if backend is not None else "empty"
         logger.info("loaded %d vectors (%s) from %s", len(records), kind, directory)
         return store

@@ -1,0 +1,211 @@
+"""What :class:`~index.vector_store.FaissNodeStore` knows about its nodes, apart from the vectors.
+
+- :func:`node_id_to_faiss_id`: a node's FAISS id is a stable 64-bit hash of its node id, never a
+  counter or a position; two node ids hashing alike raise :class:`FaissIdCollisionError`.
+- :class:`NodeRecord`: the snapshot kept per vector, the node without its embedding.
+- :class:`NodeTable`: the records by FAISS id, with look-ups by source document (``ref_doc_id``)
+  and by metadata (a :class:`~index.vector_store.filters.MetadataIndex`); it answers which ids
+  a query allows, while the FAISS index itself lives in
+  :class:`~index.vector_store.faiss_backend.FaissBackend`.
+
+The table is not thread-safe on its own: the store calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core.schema import (
+    BaseNode,
+    Document,
+    ImageDocument,
+    ImageNode,
+    IndexNode,
+    Node,
+    TextNode,
+)
+from llama_index.core.vector_stores.types import MetadataFilters
+
+from index.errors import DamageRagError
+from index.vector_store.filters import MetadataIndex
+
+_ID_MASK = (1 << 63) - 1
+
+_NODE_CLASSES: dict[str, type[BaseNode]] = {
+    cls.class_name(): cls for cls in (TextNode, ImageNode, IndexNode, Node, Document, ImageDocument)
+}
+# fields that hold vectors: never stored in the metadata file, never returned
+_EMBEDDING_FIELDS = ("embedding", "text_embedding")
+
+
+class FaissIdCollisionError(DamageRagError, ValueError):
+    """Two different node ids map to the same 64-bit FAISS id."""
+
+
+def node_id_to_faiss_id(node_id: str) -> int:
+    """The stable FAISS id of a node: first 8 bytes of blake2b(node_id), as a positive int64."""
+    digest = hashlib.blake2b(node_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & _ID_MASK
+
+
+@functools.cache
+def _vector_fields(cls: type[BaseNode]) -> frozenset[str]:
+    return frozenset(name for name in _EMBEDDING_FIELDS if name in cls.model_fields)
+
+
+@dataclass
+class NodeRecord:
+    """What the store keeps per vector: the node without its embedding."""
+
+    node_id: str
+    ref_doc_id: str | None
+    node_type: str
+    data: dict[str, Any]  # node.model_dump(mode="json") with embeddings removed
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The node's metadata (JSON-normalised), as used for filtering."""
+        return self.data.get("metadata") or {}
+
+    @classmethod
+    def from_node(cls, node: BaseNode) -> NodeRecord:
+        """Snapshot a node (its embedding is dropped)."""
+        node_type = node.class_name()
+        if node_type not in _NODE_CLASSES:
+            raise TypeError(
+                f"node {node.node_id!r}: unsupported node class {type(node).__name__} "
+                f"(supported: {', '.join(sorted(_NODE_CLASSES))})"
+            )
+        vector_fields = _vector_fields(type(node))
+        data = node.model_dump(mode="json", exclude=set(vector_fields))  # don't serialise vectors
+        data.pop("class_name", None)
+        for name in vector_fields:
+            data[name] = None
+        return cls(node.node_id, node.ref_doc_id, node_type, data)
+
+    def to_node(self) -> BaseNode:
+        """A fresh node object equal to the one added (without embedding)."""
+        return _NODE_CLASSES[self.node_type].from_dict(self.data)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form for ``metadata.json``."""
+        return {
+            "node_id": self.node_id,
+            "ref_doc_id": self.ref_doc_id,
+            "node_type": self.node_type,
+            "node": self.data,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> NodeRecord:
+        """Inverse of :meth:`to_json`."""
+        node_type = obj["node_type"]
+        if node_type not in _NODE_CLASSES:
+            raise ValueError(f"unknown node type {node_type!r}")
+        return cls(str(obj["node_id"]), obj.get("ref_doc_id"), node_type, dict(obj["node"]))
+
+
+class NodeTable:
+    """The node records of one store by FAISS id, indexed by source document and metadata."""
+
+    def __init__(self) -> None:
+        """An empty table."""
+        self.records: dict[int, NodeRecord] = {}
+        self._by_ref_doc: dict[str, set[int]] = {}
+        self._meta = MetadataIndex()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __contains__(self, fid: object) -> bool:
+        return fid in self.records
+
+    # ------------------------------------------------------------------ ids
+    def faiss_ids(self, nodes: Sequence[BaseNode]) -> list[int]:
+        """The FAISS ids of ``nodes`` (distinct node ids); raises on any id collision.
+
+        A collision is two node ids of the batch, or one of the batch and one already in the
+        table, hashing to the same FAISS id.
+        """
+        fids = [node_id_to_faiss_id(node.node_id) for node in nodes]
+        seen: dict[int, str] = {}
+        for node, fid in zip(nodes, fids, strict=True):
+            other = seen.get(fid)
+            if other is None and fid in self.records:
+                other = self.records[fid].node_id
+            if other is not None and other != node.node_id:
+                raise FaissIdCollisionError(
+                    f"node ids {node.node_id!r} and {other!r} map to the same FAISS id {fid}; "
+                    "rename one of them"
+                )
+            seen[fid] = node.node_id
+        return fids
+
+    def fid_of(self, node_id: str) -> int | None:
+        """The FAISS id of a node in the table (``None`` if it is not there)."""
+        fid = node_id_to_faiss_id(node_id)
+        record = self.records.get(fid)
+        return fid if record is not None and record.node_id == node_id else None
+
+    # ------------------------------------------------------------------ writing
+    def add(self, fid: int, record: NodeRecord) -> None:
+        """Register a record under its FAISS id (the id must not be in the table)."""
+        self.records[fid] = record
+        self._meta.add(fid, record.metadata)
+        if record.ref_doc_id is not None:
+            self._by_ref_doc.setdefault(record.ref_doc_id, set()).add(fid)
+
+    def remove(self, fids: Iterable[int]) -> None:
+        """Forget the records of ``fids`` (every one must be in the table)."""
+        for fid in fids:
+            record = self.records.pop(fid)
+            self._meta.remove(fid, record.metadata)
+            if record.ref_doc_id is not None:
+                ids = self._by_ref_doc.get(record.ref_doc_id)
+                if ids is not None:
+                    ids.discard(fid)
+                    if not ids:
+                        del self._by_ref_doc[record.ref_doc_id]
+
+    def clear(self) -> None:
+        """Forget every record."""
+        self.records.clear()
+        self._by_ref_doc.clear()
+        self._meta.clear()
+
+    # ------------------------------------------------------------------ reading
+    def matching(self, filters: MetadataFilters) -> set[int]:
+        """The ids whose metadata ``filters`` allow (a new set)."""
+        return self._meta.evaluate(filters, self.records.keys())
+
+    def of_ref_doc(self, ref_doc_id: str) -> list[int]:
+        """The ids of the nodes whose source document is ``ref_doc_id``."""
+        return list(self._by_ref_doc.get(ref_doc_id, ()))
+
+    def allowed(
+        self,
+        filters: MetadataFilters | None,
+        node_ids: Sequence[str] | None,
+        doc_ids: Sequence[str] | None,
+    ) -> set[int] | None:
+        """Ids allowed by filters/node_ids/doc_ids; ``None`` means no restriction."""
+        allowed: set[int] | None = None
+        if filters is not None and filters.filters:
+            allowed = self.matching(filters)
+        if node_ids is not None:
+            by_node = {fid for fid in map(self.fid_of, node_ids) if fid is not None}
+            allowed = by_node if allowed is None else allowed & by_node
+        if doc_ids is not None:
+            by_doc: set[int] = set()
+            for doc_id in doc_ids:
+                by_doc |= self._by_ref_doc.get(doc_id, set())
+            allowed = by_doc if allowed is None else allowed & by_doc
+        return allowed
+
+    def value_counts(self, key: str) -> dict[Any, int]:
+        """Number of nodes per value of metadata ``key`` (list values count per element)."""
+        return self._meta.value_counts(key)
