@@ -36,8 +36,8 @@ from tools import (
         ("zoom", "[1, 2, 3, 4]", "JSON object"),
     ],
 )
-def test_bad_arguments_give_actionable_errors_not_exceptions(make_ctx, photos, name, arguments, expected):
-    ctx = make_ctx(photos[0])
+def test_bad_arguments_give_actionable_errors_not_exceptions(make_ctx, tools_photos, name, arguments, expected):
+    ctx = make_ctx(tools_photos[0])
     result = run_tool(ctx, name, arguments)
     assert isinstance(result, ToolResult) and result.error
     assert expected in result.text, result.text
@@ -45,8 +45,8 @@ def test_bad_arguments_give_actionable_errors_not_exceptions(make_ctx, photos, n
     assert not result.images and ctx.examples_used == []
 
 
-def test_direct_calls_with_bad_arguments_do_not_raise(make_ctx, photos):
-    ctx = make_ctx(photos[0])
+def test_direct_calls_with_bad_arguments_do_not_raise(make_ctx, tools_photos):
+    ctx = make_ctx(tools_photos[0])
     assert search_similar_damage(ctx, region=[5, 5], k=3).error
     assert get_label_examples(ctx, label="nope").error
     assert zoom(ctx, region=None).error

@@ -68,9 +68,9 @@ def test_query_photo_knows_full_size_without_decoding(tmp_path):
     assert QueryPhoto(path.read_bytes()).size == (1600, 1200)
 
 
-def test_config_overrides_change_budgets(index, config, photos):
-    small = apply_overrides(config, {"model.example_max_pixels": 64 * 64, "agent.k": 4})
-    ctx = ToolContext(index=index, photo=photos[0], model=small.model, agent=small.agent)
+def test_config_overrides_change_budgets(tools_index, tools_config, tools_photos):
+    small = apply_overrides(tools_config, {"model.example_max_pixels": 64 * 64, "agent.k": 4})
+    ctx = ToolContext(index=tools_index, photo=tools_photos[0], model=small.model, agent=small.agent)
     result = run_tool(ctx, "search_similar_damage", {"region": [100, 100, 600, 600]})
     assert len(result.images) == 4
     assert all(img.image.width * img.image.height <= 64 * 64 for img in result.images)

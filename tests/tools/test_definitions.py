@@ -5,13 +5,13 @@ from __future__ import annotations
 from tools import get_label_definitions, run_tool
 
 
-def test_definitions_all_and_some(make_ctx, config):
+def test_definitions_all_and_some(make_ctx, tools_config):
     ctx = make_ctx()
     everything = run_tool(ctx, "get_label_definitions", {})
     assert not everything.error
-    keys = config.taxonomy.label_keys()
+    keys = tools_config.taxonomy.label_keys()
     assert [r["key"] for r in everything.data["labels"]] == keys
-    for label in config.taxonomy.labels:
+    for label in tools_config.taxonomy.labels:
         assert any(line.startswith(f"{label.key} (id {label.id}; {label.name}") for line in everything.text.splitlines())
     scratch = everything.data["labels"][0]
     assert scratch["source_name"] == "Arañazo general" and "large scratch" in scratch["definition"]

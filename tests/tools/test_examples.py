@@ -17,15 +17,15 @@ def _has_colour_near(arr: np.ndarray, xy, colour, radius: int = 2) -> bool:
     return bool((patch == np.asarray(colour)).all(axis=-1).any())
 
 
-def test_example_images_show_the_annotation_outline_in_the_label_colour(make_ctx, index, config):
+def test_example_images_show_the_annotation_outline_in_the_label_colour(make_ctx, tools_index, tools_config):
     ctx = make_ctx()
-    hit = index.get([region_nodes(index, "dent")[0].node_id])[0]
+    hit = tools_index.get([region_nodes(tools_index, "dent")[0].node_id])[0]
     shown, drawn = render_example(ctx, hit, 1)
     assert shown is not None and "dent" in drawn
-    assert shown.image.width * shown.image.height <= config.model.example_max_pixels
+    assert shown.image.width * shown.image.height <= tools_config.model.example_max_pixels
     colour = ctx.colour_of("dent")
     arr = np.asarray(shown.image)
-    plain = np.asarray(fit_to_pixels(Image.open(hit.crop_path).convert("RGB"), config.model.example_max_pixels))
+    plain = np.asarray(fit_to_pixels(Image.open(hit.crop_path).convert("RGB"), tools_config.model.example_max_pixels))
     assert (arr == colour).all(axis=-1).sum() > 50
     assert (plain == colour).all(axis=-1).sum() < 5
     polygon = polygons_in_image(hit.metadata["polygons"], hit.metadata["crop_box"], shown.image.size)[0]
@@ -33,13 +33,13 @@ def test_example_images_show_the_annotation_outline_in_the_label_colour(make_ctx
     assert inside and all(_has_colour_near(arr, pt, colour) for pt in inside)
 
 
-def test_image_node_examples_outline_every_polygon_with_its_own_label(make_ctx, index):
+def test_image_node_examples_outline_every_polygon_with_its_own_label(make_ctx, tools_index):
     ctx = make_ctx()
-    multi = next(n for n in index.store.get_nodes() if n.metadata["kind"] == "image" and len(n.metadata["labels"]) > 1)
+    multi = next(n for n in tools_index.store.get_nodes() if n.metadata["kind"] == "image" and len(n.metadata["labels"]) > 1)
     labels = polygon_labels(ctx, multi.metadata)
     assert len(labels) == len(multi.metadata["polygons"]) and None not in labels
     assert set(labels) == set(multi.metadata["labels"])
-    hit = index.get([multi.node_id])[0]
+    hit = tools_index.get([multi.node_id])[0]
     shown, drawn = render_example(ctx, hit, 1)
     assert set(drawn) == set(multi.metadata["labels"])
     arr = np.asarray(shown.image)
@@ -47,7 +47,7 @@ def test_image_node_examples_outline_every_polygon_with_its_own_label(make_ctx, 
         assert (arr == ctx.colour_of(label)).all(axis=-1).sum() > 0
 
 
-def test_examples_never_decode_the_source_photo(make_ctx, index, monkeypatch):
+def test_examples_never_decode_the_source_photo(make_ctx, tools_index, monkeypatch):
     opened: list[str] = []
     real_open = Image.open
 
@@ -58,6 +58,6 @@ def test_examples_never_decode_the_source_photo(make_ctx, index, monkeypatch):
     monkeypatch.setattr(Image, "open", spy)
     result = run_tool(make_ctx(), "get_label_examples", {"label": "scratch", "k": 3})
     assert not result.error and len(result.images) == 3
-    sources = {n.metadata["source_image"] for n in index.store.get_nodes()}
+    sources = {n.metadata["source_image"] for n in tools_index.store.get_nodes()}
     assert opened and not sources.intersection(opened)
     assert all("/crops/" in path for path in opened)

@@ -12,13 +12,13 @@ from tools import run_tool
 from tools.diversity import Candidate, select_diverse
 
 
-def test_label_examples_are_diverse_and_deterministic(make_ctx, index):
-    candidates = region_nodes(index, "scratch")
+def test_label_examples_are_diverse_and_deterministic(make_ctx, tools_index):
+    candidates = region_nodes(tools_index, "scratch")
     assert len(candidates) > 3
     first = run_tool(make_ctx(), "get_label_examples", {"label": "rayón", "k": 3})
     again = run_tool(make_ctx(), "get_label_examples", {"label": "scratch", "k": 3})
     assert not first.error and first.data["ids"] == again.data["ids"]
-    hits = index.get(first.data["ids"])
+    hits = tools_index.get(first.data["ids"])
     assert len(hits) == 3 and all(h.label == "scratch" for h in hits)
     available_images = {n.metadata["image_id"] for n in candidates}
     available_zones = {n.metadata["zone"] for n in candidates}
@@ -69,7 +69,7 @@ def test_size_bands_share_a_band_for_equal_areas():
     assert size_bands([0.3, 0.1, 0.2]) == [2, 0, 1]
 
 
-def test_label_examples_for_a_label_without_examples_is_not_an_error(make_ctx, index):
-    image_ids = sorted({n.metadata["image_id"] for n in region_nodes(index, "crack")})
+def test_label_examples_for_a_label_without_examples_is_not_an_error(make_ctx, tools_index):
+    image_ids = sorted({n.metadata["image_id"] for n in region_nodes(tools_index, "crack")})
     result = run_tool(make_ctx(exclude_images=image_ids), "get_label_examples", {"label": "grieta"})
     assert not result.error and result.data["ids"] == [] and "no examples of crack" in result.text

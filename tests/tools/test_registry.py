@@ -11,8 +11,8 @@ from PIL import Image
 from tools import TOOL_NAMES, ToolResult, make_tools, run_tool
 
 
-def test_make_tools_schemas_have_no_ctx_and_the_right_required_arguments(make_ctx, photos):
-    tools = make_tools(make_ctx(photos[0]))
+def test_make_tools_schemas_have_no_ctx_and_the_right_required_arguments(make_ctx, tools_photos):
+    tools = make_tools(make_ctx(tools_photos[0]))
     assert [t.metadata.name for t in tools] == TOOL_NAMES == [
         "search_similar_damage", "get_label_examples", "get_label_definitions", "zoom"]
     specs = {t.metadata.name: t.metadata.to_openai_tool() for t in tools}
@@ -35,8 +35,8 @@ def test_make_tools_schemas_have_no_ctx_and_the_right_required_arguments(make_ct
     assert "0-1000" in region["description"]
 
 
-def test_function_tools_run_through_run_tool_and_carry_images(make_ctx, photos):
-    ctx = make_ctx(photos[0])
+def test_function_tools_run_through_run_tool_and_carry_images(make_ctx, tools_photos):
+    ctx = make_ctx(tools_photos[0])
     tools = {t.metadata.name: t for t in make_tools(ctx)}
     output = tools["search_similar_damage"].call(region="[100, 100, 600, 600]", k="2")
     assert not output.is_error and isinstance(output.raw_output, ToolResult)
@@ -48,8 +48,8 @@ def test_function_tools_run_through_run_tool_and_carry_images(make_ctx, photos):
     assert [c.tool for c in ctx.calls] == ["search_similar_damage", "zoom"]
 
 
-def test_calls_and_examples_are_recorded_for_the_trace(make_ctx, photos):
-    ctx = make_ctx(photos[0])
+def test_calls_and_examples_are_recorded_for_the_trace(make_ctx, tools_photos):
+    ctx = make_ctx(tools_photos[0])
     a = run_tool(ctx, "search_similar_damage", {"region": [100, 100, 600, 600], "k": 2})
     b = run_tool(ctx, "get_label_examples", {"label": "dent", "k": 2})
     run_tool(ctx, "zoom", {"region": [0, 0, 10]})
@@ -66,8 +66,8 @@ def test_calls_and_examples_are_recorded_for_the_trace(make_ctx, photos):
     assert again.text.splitlines()[1].startswith("Example 1 ·") and ctx.examples_used == expected
 
 
-def test_user_message_blocks_interleave_captions_and_jpeg_images(make_ctx, photos):
-    result = run_tool(make_ctx(photos[0]), "get_label_examples", {"label": "scratch", "k": 2})
+def test_user_message_blocks_interleave_captions_and_jpeg_images(make_ctx, tools_photos):
+    result = run_tool(make_ctx(tools_photos[0]), "get_label_examples", {"label": "scratch", "k": 2})
     blocks = result.user_message_blocks()
     assert [type(b).__name__ for b in blocks] == ["TextBlock", "ImageBlock"] * 2
     assert blocks[0].text == result.images[0].caption

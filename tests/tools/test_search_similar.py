@@ -16,8 +16,8 @@ def to_qwen(box, width, height) -> list[float]:
     return [x0 / width * 1000, y0 / height * 1000, x1 / width * 1000, y1 / height * 1000]
 
 
-def test_search_region_queries_the_same_crop_the_index_stored(make_ctx, index, synth_dataset):
-    node = region_nodes(index)[0]
+def test_search_region_queries_the_same_crop_the_index_stored(make_ctx, tools_index, synth_dataset):
+    node = region_nodes(tools_index)[0]
     meta = node.metadata
     photo = synth_dataset / meta["image_id"]
     ctx = make_ctx(photo)
@@ -34,8 +34,8 @@ def test_search_region_queries_the_same_crop_the_index_stored(make_ctx, index, s
     assert result.data["scores"] == sorted(result.data["scores"], reverse=True)
 
 
-def test_search_result_text_and_images(make_ctx, photos, config):
-    ctx = make_ctx(photos[0])
+def test_search_result_text_and_images(make_ctx, tools_photos, tools_config):
+    ctx = make_ctx(tools_photos[0])
     result = run_tool(ctx, "search_similar_damage", {"region": [300, 300, 700, 700], "k": 2})
     assert not result.error and len(result.images) == 2 and len(result.data["ids"]) == 2
     lines = result.text.splitlines()
@@ -44,18 +44,18 @@ def test_search_result_text_and_images(make_ctx, photos, config):
         assert line.startswith(f"Example {n} · id {hit_id}") and "similarity" in line and "zone" in line
         assert "% of photo" in line
         assert shown.node_id == hit_id and shown.caption.startswith(f"Example {n} · id {hit_id}")
-        assert shown.image.width * shown.image.height <= config.model.example_max_pixels
+        assert shown.image.width * shown.image.height <= tools_config.model.example_max_pixels
     assert ctx.examples_used == result.data["ids"]
 
 
-def test_whole_photo_search_compares_photos_with_photos(make_ctx, photos):
-    result = run_tool(make_ctx(photos[1]), "search_similar_damage", {})
+def test_whole_photo_search_compares_photos_with_photos(make_ctx, tools_photos):
+    result = run_tool(make_ctx(tools_photos[1]), "search_similar_damage", {})
     assert not result.error and result.data["kind"] == "image"
     assert result.data["hits"] and all(h["kind"] == "image" for h in result.data["hits"])
     assert len(result.data["ids"]) == 3  # the configured agent.k
 
 
-def test_cli_search_and_the_tool_embed_the_same_pixels_of_one_photo(make_ctx, index, synth_dataset, tmp_path):
+def test_cli_search_and_the_tool_embed_the_same_pixels_of_one_photo(make_ctx, tools_index, synth_dataset, tmp_path):
     """A 12 MP photo searched by ``index search`` (a path) and by ``search_similar_damage``
     (the agent's QueryPhoto) gives the same ids and the same scores: one decoder, one view."""
     source = Image.open(sorted(synth_dataset.glob("*.jpg"))[0]).resize((4000, 3000))
@@ -64,11 +64,11 @@ def test_cli_search_and_the_tool_embed_the_same_pixels_of_one_photo(make_ctx, in
     result = run_tool(make_ctx(photo=big), "search_similar_damage", {"k": 5})
     assert not result.error and result.data["kind"] == "image"
     for given in (big, big.read_bytes(), QueryPhoto(big)):
-        hits = index.search(given, k=5, kind="image")
+        hits = tools_index.search(given, k=5, kind="image")
         assert [h.id for h in hits] == result.data["ids"]
         assert [h.similarity for h in hits] == result.data["scores"]
     # within the whole-image nodes' side (regions.image_max_side 1024): the 1/4-scale JPEG decode as is
-    assert index.query_image(big).size == (1000, 750)
+    assert tools_index.query_image(big).size == (1000, 750)
 
 
 def test_sixteen_bit_photos_convert_one_way_for_the_index_and_the_embedder(tmp_path):
@@ -87,8 +87,8 @@ def test_sixteen_bit_photos_convert_one_way_for_the_index_and_the_embedder(tmp_p
 
 @pytest.mark.parametrize("label, key", [("rayones", "scratch"), ("Abolladura", "dent"), ("4", "large_scratch"),
                                         ("Crack", "crack"), ("pintura levantada", "paint_peeling")])
-def test_label_filter_is_exact_and_accepts_synonyms(make_ctx, photos, label, key):
-    ctx = make_ctx(photos[2])
+def test_label_filter_is_exact_and_accepts_synonyms(make_ctx, tools_photos, label, key):
+    ctx = make_ctx(tools_photos[2])
     result = run_tool(ctx, "search_similar_damage", {"region": [200, 200, 800, 800], "label": label, "k": 10})
     assert not result.error, result.text
     assert result.data["arguments"]["label"] == key
@@ -98,8 +98,8 @@ def test_label_filter_is_exact_and_accepts_synonyms(make_ctx, photos, label, key
     assert len(result.data["hits"]) == min(10, expected)
 
 
-def test_k_is_coerced_and_clamped(make_ctx, photos):
-    ctx = make_ctx(photos[0])
+def test_k_is_coerced_and_clamped(make_ctx, tools_photos):
+    ctx = make_ctx(tools_photos[0])
     assert len(run_tool(ctx, "search_similar_damage", {"region": "[100, 100, 600, 600]", "k": "2"}).data["ids"]) == 2
     big = run_tool(ctx, "search_similar_damage", {"region": [100, 100, 600, 600], "k": 50})
     assert not big.error and big.data["k_clamped"] and len(big.data["ids"]) == 10 and "limited to 10" in big.text
@@ -108,18 +108,18 @@ def test_k_is_coerced_and_clamped(make_ctx, photos):
     assert not as_dict.error and as_dict.data["arguments"]["region"] == [100, 100, 600, 600]
 
 
-def test_exclude_images_and_groups_are_respected(make_ctx, photos):
+def test_exclude_images_and_groups_are_respected(make_ctx, tools_photos):
     args = {"region": [200, 200, 800, 800], "k": 10}
-    first = run_tool(make_ctx(photos[3]), "search_similar_damage", args)
+    first = run_tool(make_ctx(tools_photos[3]), "search_similar_damage", args)
     top = first.data["hits"][0]
-    ctx = make_ctx(photos[3])
+    ctx = make_ctx(tools_photos[3])
     image_id = ctx.index.get([top["id"]])[0].metadata["image_id"]
     group = ctx.index.get([top["id"]])[0].metadata["vehicle_group"]
-    by_image = run_tool(make_ctx(photos[3], exclude_images=[image_id]), "search_similar_damage", args)
+    by_image = run_tool(make_ctx(tools_photos[3], exclude_images=[image_id]), "search_similar_damage", args)
     ids = by_image.data["ids"]
     assert ids and top["id"] not in ids
     assert all(h.metadata["image_id"] != image_id for h in ctx.index.get(ids))
-    by_group = run_tool(make_ctx(photos[3], exclude_groups=[group]), "search_similar_damage", args)
+    by_group = run_tool(make_ctx(tools_photos[3], exclude_groups=[group]), "search_similar_damage", args)
     assert all(h.metadata["vehicle_group"] != group for h in ctx.index.get(by_group.data["ids"]))
     examples = run_tool(make_ctx(None, exclude_images=[image_id]), "get_label_examples", {"label": "scratch", "k": 10})
     assert all(h.metadata["image_id"] != image_id for h in ctx.index.get(examples.data["ids"]))

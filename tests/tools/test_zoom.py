@@ -26,12 +26,12 @@ def test_zoom_returns_the_right_pixels_at_native_resolution(make_ctx, tmp_path):
     assert result.images[0].node_id is None
 
 
-def test_zoom_stays_within_budget_and_decodes_at_the_least_jpeg_scale(make_ctx, tmp_path, config):
+def test_zoom_stays_within_budget_and_decodes_at_the_least_jpeg_scale(make_ctx, tmp_path, tools_config):
     photo = write_square_photo(tmp_path / "query.jpg")
     ctx = make_ctx(photo)
     result = run_tool(ctx, "zoom", {"region": "0, 0, 1000, 1000"})
     w, h = result.images[0].image.size
-    assert w * h <= config.model.zoom_max_pixels and w * h > 0.95 * config.model.zoom_max_pixels
+    assert w * h <= tools_config.model.zoom_max_pixels and w * h > 0.95 * tools_config.model.zoom_max_pixels
     assert abs(w / h - 4 / 3) < 0.01
     # 512x512 budget on 2000x1500 needs scale ~0.296: a 1/2 DCT decode, not a full one
     assert result.data["decode_scale"] == 0.5

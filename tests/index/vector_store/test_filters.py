@@ -25,16 +25,16 @@ from tests.index.vector_store.helpers import (
 
 
 # ---------------------------------------------------------------------------- filters (flat = exact)
-def test_unfiltered_top_k_equals_brute_force(flat_store: FaissNodeStore, data: Any) -> None:
-    vectors, nodes = data
+def test_unfiltered_top_k_equals_brute_force(flat_store: FaissNodeStore, store_data: Any) -> None:
+    vectors, nodes = store_data
     rng = np.random.default_rng(2)
     for _ in range(20):
         q = rng.standard_normal(32)
         assert_same_hits(flat_store.search(q, 10), brute_force(vectors, nodes, q, 10))
 
 
-def test_filtered_top_k_equals_brute_force(flat_store: FaissNodeStore, data: Any) -> None:
-    vectors, nodes = data
+def test_filtered_top_k_equals_brute_force(flat_store: FaissNodeStore, store_data: Any) -> None:
+    vectors, nodes = store_data
     rng = np.random.default_rng(3)
     non_trivial = 0
     for _ in range(300):
@@ -62,9 +62,9 @@ def test_filtered_top_k_equals_brute_force(flat_store: FaissNodeStore, data: Any
     ],
 )
 def test_each_operator_through_query(
-    flat_store: FaissNodeStore, data: Any, flt: MetadataFilter
+    flat_store: FaissNodeStore, store_data: Any, flt: MetadataFilter
 ) -> None:
-    vectors, nodes = data
+    vectors, nodes = store_data
     q = np.random.default_rng(4).standard_normal(32)
     filters = MetadataFilters(filters=[flt])
     result = flat_store.query(
@@ -77,8 +77,8 @@ def test_each_operator_through_query(
     assert all(p(n.metadata) for n in result.nodes)
 
 
-def test_and_or_not_and_nested(flat_store: FaissNodeStore, data: Any) -> None:
-    vectors, nodes = data
+def test_and_or_not_and_nested(flat_store: FaissNodeStore, store_data: Any) -> None:
+    vectors, nodes = store_data
     q = np.random.default_rng(5).standard_normal(32)
     image_with_dent = MetadataFilters(
         filters=[
@@ -170,8 +170,8 @@ def test_unknown_operator_is_a_clear_error(flat_store: FaissNodeStore) -> None:
         )
 
 
-def test_k_larger_than_allowed_returns_all_allowed(flat_store: FaissNodeStore, data: Any) -> None:
-    _, nodes = data
+def test_k_larger_than_allowed_returns_all_allowed(flat_store: FaissNodeStore, store_data: Any) -> None:
+    _, nodes = store_data
     filters = MetadataFilters(filters=[MetadataFilter(key="kind", value="tile")])
     hits = flat_store.search(np.ones(32), 10_000, filters)
     assert sorted(h[0] for h in hits) == sorted(
@@ -182,8 +182,8 @@ def test_k_larger_than_allowed_returns_all_allowed(flat_store: FaissNodeStore, d
     assert len(flat_store.search(np.ones(32), 10_000)) == len(nodes)
 
 
-def test_node_ids_and_doc_ids_restrict_query(flat_store: FaissNodeStore, data: Any) -> None:
-    _, nodes = data
+def test_node_ids_and_doc_ids_restrict_query(flat_store: FaissNodeStore, store_data: Any) -> None:
+    _, nodes = store_data
     wanted = [nodes[3].node_id, nodes[10].node_id, "not-there"]
     q = VectorStoreQuery(query_embedding=[1.0] * 32, similarity_top_k=10, node_ids=wanted)
     assert sorted(flat_store.query(q, honor_node_ids=True).ids) == sorted(wanted[:2])

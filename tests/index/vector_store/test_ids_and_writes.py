@@ -45,8 +45,8 @@ def test_id_collision_raises_and_leaves_store_unchanged(monkeypatch: pytest.Monk
     assert store2.search(np.array([0.0, 1.0]), 5) == [("a", pytest.approx(0.0, abs=1e-6))]
 
 # ---------------------------------------------------------------------------- reading
-def test_counts_and_accessors(flat_store: FaissNodeStore, data: Any) -> None:
-    vectors, nodes = data
+def test_counts_and_accessors(flat_store: FaissNodeStore, store_data: Any) -> None:
+    vectors, nodes = store_data
     assert flat_store.count() == len(nodes)
     assert sorted(flat_store.node_ids()) == sorted(n.node_id for n in nodes)
     kinds = flat_store.counts_by("kind")
@@ -215,8 +215,8 @@ def faiss_ids(store: FaissNodeStore) -> list[int]:
     return faiss.vector_to_array(store.client.id_map).tolist()
 
 
-def test_delete_by_ref_doc_delete_nodes_by_filter_and_clear(data: Any) -> None:
-    vectors, nodes = data
+def test_delete_by_ref_doc_delete_nodes_by_filter_and_clear(store_data: Any) -> None:
+    vectors, nodes = store_data
     store = FaissNodeStore()
     store.add(nodes)
     store.delete("doc3")

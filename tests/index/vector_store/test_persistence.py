@@ -15,8 +15,8 @@ from tests.index.vector_store.helpers import random_filter
 
 # ---------------------------------------------------------------------------- persistence
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
-def test_persist_load_gives_identical_results(tmp_path: Any, data: Any, index_type: str) -> None:
-    vectors, nodes = data
+def test_persist_load_gives_identical_results(tmp_path: Any, store_data: Any, index_type: str) -> None:
+    vectors, nodes = store_data
     cfg = VectorIndexConfig(
         type=index_type, ivf_nlist=8, ivf_min_points_per_list=39, exact_filter_threshold=0
     )
