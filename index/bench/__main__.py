@@ -7,7 +7,7 @@ baseline's peak memory is measured apart; the child prints its result as one JSO
 import json
 import sys
 
-from index.bench.indexing import naive_baseline
+from index.bench import naive_baseline
 
 
 def main(argv: list[str]) -> int:

@@ -18,7 +18,10 @@ Other processes' CPU use during each phase is measured and reported: on a shared
 figures are only as good as the machine was quiet.
 
 ``python -m index bench`` runs it (:class:`BenchOptions`, :func:`run_benchmark`,
-:func:`format_table`); the naive baseline runs as ``python -m index.bench naive-child``.
+:func:`~index.bench.table.format_table`); the naive baseline runs as
+``python -m index.bench naive-child``. This module runs the phases and assembles the result;
+:mod:`~index.bench.inputs`, :mod:`~index.bench.decode_floor`, :mod:`~index.bench.naive`,
+:mod:`~index.bench.children` and :mod:`~index.bench.cpu_watch` do the measuring.
 """
 
 from __future__ import annotations
@@ -27,31 +30,34 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from index.errors import DamageRagError
+from index.bench.children import checked_json, run_child
+from index.bench.cpu_watch import CpuWatch
+from index.bench.decode_floor import (
+    ReusedImageMemory,
+    decode_floor,
+    decode_reference,
+    pillow_version,
+    warm_cache,
+)
+from index.bench.errors import BenchError
+from index.bench.inputs import (
+    DEFAULT_GRAIN,
+    DEFAULT_QUALITY,
+    MODEL_DIR_NAME,
+    ensure_dataset,
+    ensure_tiny_model,
+)
 
 logger = logging.getLogger(__name__)
 
-#: The folder that holds the packages, put on the children's PYTHONPATH.
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_WORKDIR = Path("outputs/bench")
-COMPLETE_MARKER = ".bench_complete"  # not *.json: the LabelMe adapter must not read it
-MODEL_DIR_NAME = "tiny-dinov2"
-#: Camera-like photos: luminance grain of this standard deviation, saved at this JPEG quality.
-#: Plain synthetic renders are smooth (0.6 MB, ~28 ms to decode); real 12 MP photos are 3-6 MB
-#: and decode ~3x slower, and the issue's targets are relative to that decode cost.
-DEFAULT_GRAIN = 8.0
-DEFAULT_QUALITY = 95
 
 #: Targets from the issue ("2-core machine, tiny embedder").
 TARGET_SPEEDUP = 4.0
@@ -59,7 +65,6 @@ TARGET_FLOOR_FRACTION = 0.60
 TARGET_PEAK_RSS_MB = 1500.0
 TARGET_RSS_AT_N = 500
 TARGET_RERUN_FRACTION = 0.05
-
 
 
 @dataclass(frozen=True)
@@ -83,316 +88,6 @@ class BenchOptions:
     def __post_init__(self) -> None:
         if min(int(self.n), int(self.naive_n), int(self.reference_photos)) < 1:
             raise BenchError("--n, --naive-n and --reference-photos must be at least 1")
-
-
-class BenchError(DamageRagError, RuntimeError):
-    """A benchmark step failed; the message says which and how."""
-
-
-# --------------------------------------------------------------------------------------------
-# child processes
-
-
-@dataclass
-class ChildRun:
-    """What a child process did: exit code, output, wall time and peak resident memory."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    wall_s: float
-    peak_rss_mb: float | None
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def run_child(cmd: list[str], timeout: float) -> ChildRun:
-    """Run ``cmd`` and measure its own peak RSS (``os.wait4``; psutil polling elsewhere)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_child_env())
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            if hasattr(os, "wait4"):
-                _, status, usage = os.wait4(proc.pid, 0)
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                # Linux reports ru_maxrss in KiB, macOS in bytes.
-                peak = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-            else:  # pragma: no cover - Windows
-                peak = _poll_peak_rss(proc)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        return ChildRun(proc.returncode, out.read().decode("utf-8", "replace"),
-                        err.read().decode("utf-8", "replace"), wall, peak)
-
-
-def _poll_peak_rss(proc: subprocess.Popen) -> float | None:  # pragma: no cover - Windows
-    import psutil
-
-    peak = 0
-    try:
-        handle = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            peak = max(peak, handle.memory_info().rss)
-            time.sleep(0.05)
-    except psutil.Error:
-        pass
-    proc.wait()
-    return peak / 2**20 if peak else None
-
-
-def _last_json(stdout: str) -> dict[str, Any]:
-    for line in reversed(stdout.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise ValueError("no JSON object on stdout")
-
-
-def _checked(run: ChildRun, what: str) -> dict[str, Any]:
-    if run.returncode != 0:
-        tail = "\n".join(run.stderr.strip().splitlines()[-15:])
-        raise BenchError(f"{what} failed (exit code {run.returncode}):\n{tail}")
-    try:
-        return _last_json(run.stdout)
-    except ValueError as exc:
-        raise BenchError(f"{what} printed no JSON report ({exc}); stderr:\n{run.stderr[-2000:]}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# inputs: the synthetic dataset and the tiny model
-
-
-def _synth_one(plan: Any, out_dir: str, grain: float, quality: int) -> None:
-    import numpy as np
-    from PIL import Image
-
-    from index.synth import labelme_document, render_labelme_photo
-
-    pixels, shapes = render_labelme_photo(plan)
-    if grain > 0:  # luminance grain, the same on R, G and B; marks and polygons are unchanged
-        noise = np.random.default_rng([plan.seed, plan.index, 7]).normal(0.0, grain, pixels.shape[:2])
-        pixels = np.clip(pixels + noise.astype(np.int16)[..., None], 0, 255).astype(np.uint8)
-    out = Path(out_dir)
-    Image.fromarray(pixels).save(out / plan.image_name, "JPEG", quality=quality)
-    doc = labelme_document(plan, shapes)
-    (out / plan.json_name).write_text(json.dumps(doc, indent=4, ensure_ascii=False), encoding="utf-8")
-
-
-def ensure_dataset(root: Path, n: int, size: tuple[int, int], seed: int, grain: float = 0.0,
-                   quality: int | None = None) -> tuple[float, bool]:
-    """Write ``n`` synthetic photos into ``root`` unless a complete set is already there.
-
-    The photos and JSONs of :func:`index.synth.dataset.synthesize_labelme` (same plan, same names),
-    drawn by one process per core, optionally with camera-like grain. Returns (seconds spent,
-    reused).
-    """
-    from index.synth import JPEG_QUALITY, plan_labelme
-
-    quality = int(quality or JPEG_QUALITY)
-    marker = root / COMPLETE_MARKER
-    expected = {"n": n, "size": list(size), "seed": seed, "grain": float(grain), "quality": quality}
-    plans = plan_labelme(n, size, seed)
-    if marker.is_file():
-        try:
-            recorded = json.loads(marker.read_text(encoding="utf-8"))
-        except ValueError:
-            recorded = None
-        if recorded == expected and all((root / p.image_name).is_file() and (root / p.json_name).is_file() for p in plans):
-            return 0.0, True
-        marker.unlink()
-    started = time.perf_counter()
-    root.mkdir(parents=True, exist_ok=True)
-    workers = min(os.cpu_count() or 1, n)
-    if workers <= 1 or n < 4:
-        for plan in plans:
-            _synth_one(plan, str(root), float(grain), quality)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn: the caller may already hold torch's thread pools, which fork does not survive
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_synth_one, plans, [str(root)] * n, [float(grain)] * n, [quality] * n, chunksize=4))
-    marker.write_text(json.dumps(expected), encoding="utf-8")
-    return time.perf_counter() - started, False
-
-
-def ensure_tiny_model(path: Path) -> Path:
-    """A tiny random DINOv2 saved like a real one; reused when present."""
-    from index.embedders.tiny import save_tiny_dinov2
-
-    return save_tiny_dinov2(path)
-
-
-# --------------------------------------------------------------------------------------------
-# decode floor
-
-
-def _decode(path: Path, reduce: int = 1) -> None:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        if reduce > 1:
-            img.draft("RGB", (img.width // reduce, img.height // reduce))
-        img.load()
-
-
-class _ReusedImageMemory:
-    """Let Pillow keep freed image blocks while decoding, so every decode reuses warm memory.
-
-    Otherwise glibc may hand each 12 MP buffer (48 MB, RGBX) back to the kernel and the next
-    decode page-faults it in again (~12,000 faults, ~17 ms here), depending on the process's
-    allocation history: the floor would measure the allocator's mood, not the decoder.
-    """
-
-    def __init__(self, size: tuple[int, int], threads: int) -> None:
-        from PIL import Image
-
-        self.core = Image.core
-        per_photo = -(-size[0] * size[1] * 4 // self.core.get_block_size())
-        self.blocks = (threads + 1) * per_photo + 2
-
-    def __enter__(self) -> None:
-        self.saved = self.core.get_blocks_max()
-        self.core.set_blocks_max(max(self.saved, self.blocks))
-
-    def __exit__(self, *exc: object) -> None:
-        self.core.set_blocks_max(self.saved)  # also frees the cached blocks
-
-
-def decode_reference(photos: list[Path]) -> dict[str, float]:
-    """Single-core ms/photo at full, 1/2, 1/4 and 1/8 scale (DCT scaling, ``Image.draft``)."""
-    _decode(photos[0])  # warm-up: memory blocks, decoder tables
-    out = {}
-    for reduce, key in ((1, "full"), (2, "half"), (4, "quarter"), (8, "eighth")):
-        started = time.perf_counter()
-        for path in photos:
-            _decode(path, reduce)
-        out[key] = (time.perf_counter() - started) / len(photos) * 1000
-    return out
-
-
-def decode_floor(photos: list[Path], threads: int, passes: int = 2) -> list[float]:
-    """Seconds to decode every photo once at full resolution with ``threads`` threads, per pass."""
-    times = []
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="floor") as pool:
-        for _ in range(passes):
-            started = time.perf_counter()
-            list(pool.map(_decode, photos))
-            times.append(time.perf_counter() - started)
-    return times
-
-
-def _warm_cache(photos: list[Path]) -> None:
-    """Read every file once, so each measurement starts from the page cache."""
-    for path in photos:
-        with open(path, "rb") as handle:
-            while handle.read(1 << 22):
-                pass
-
-
-# --------------------------------------------------------------------------------------------
-# naive baseline (runs in a child process)
-
-
-def naive_baseline(config_path: str, dataset: str, model: str, photos: int) -> dict[str, Any]:
-    """Full decode of the photo for each crop, cut, embed one crop at a time; no crop files."""
-    from index.config import apply_overrides, load_config
-    from index.embedders import load_embedder
-    from index.imaging.decode import decode_image
-    from index.imaging.drawing import cut_crop
-    from index.inspection import plan_dataset
-
-    config = apply_overrides(load_config(config_path), {"dataset.root": dataset, "embedder.model": model})
-    scan, crops = plan_dataset(config)
-    by_image: dict[str, list[Any]] = {}
-    for crop in crops:
-        by_image.setdefault(crop.record.image_id, []).append(crop)
-    records = scan.records[:photos]
-    started = time.perf_counter()
-    embedder = load_embedder(config.embedder)
-    load_s = time.perf_counter() - started
-    from PIL import Image
-
-    embedder.embed_images([Image.new("RGB", (64, 64))])  # warm-up: first forward pass, lazy inits
-    started = time.perf_counter()
-    n_crops = 0
-    for record in records:
-        for crop in by_image.get(record.image_id, []):
-            photo, scale = decode_image(record.image_path, embedded=record.embedded,
-                                        exif_transpose=record.exif_transpose)  # min_scale=1: no draft
-            image = cut_crop(photo, crop.crop_box, crop.output_size, scale)
-            photo.close()
-            embedder.embed_images([image])
-            n_crops += 1
-    seconds = time.perf_counter() - started
-    return {
-        "photos": len(records),
-        "crops": n_crops,
-        "seconds": seconds,
-        "model_load_s": load_s,
-        "dataset_photos": len(scan.records),
-        "dataset_crops": len(crops),
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# the benchmark
-
-
-class _CpuWatch:
-    """How much CPU other processes used while a phase ran (this process and its children excluded).
-
-    ``share`` is their CPU seconds over the phase's wall time x cores: 0 on an idle machine.
-    """
-
-    def __init__(self) -> None:
-        self.shares: dict[str, float] = {}
-
-    @staticmethod
-    def _now() -> tuple[float, float, float]:
-        import psutil
-
-        t = psutil.cpu_times()
-        busy = t.user + t.system + sum(getattr(t, k, 0.0) for k in ("nice", "irq", "softirq"))
-        mine = os.times()
-        own = mine.user + mine.system + mine.children_user + mine.children_system
-        return time.perf_counter(), busy, own
-
-    def phase(self, name: str) -> _CpuPhase:
-        return _CpuPhase(self, name)
-
-
-class _CpuPhase:
-    def __init__(self, watch: _CpuWatch, name: str) -> None:
-        self.watch, self.name = watch, name
-
-    def __enter__(self) -> None:
-        self.start = self.watch._now()
-
-    def __exit__(self, *exc: object) -> None:
-        end = self.watch._now()
-        wall = end[0] - self.start[0]
-        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
-        share = max(0.0, others) / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
-        self.watch.shares[self.name] = round(min(1.0, share), 3)
 
 
 def _say(progress: Callable[[str], None] | None, message: str) -> None:
@@ -447,12 +142,12 @@ def run_benchmark(options: BenchOptions | None = None, /, *,
     photos = sorted(data.glob("*.jpg"))
 
     # decode floor (and the page cache warmed for everything after it)
-    _warm_cache(photos)
+    warm_cache(photos)
     file_mb = sum(path.stat().st_size for path in photos) / len(photos) / 1e6
     k = min(len(photos), int(p["reference_photos"]))
     refs = [photos[i * len(photos) // k] for i in range(k)]  # spread over the set
-    watch = _CpuWatch()
-    with _ReusedImageMemory(size, cpus), watch.phase("decode_floor"):
+    watch = CpuWatch()
+    with ReusedImageMemory(size, cpus), watch.phase("decode_floor"):
         _say(progress, f"single-core decode reference on {len(refs)} photos")
         reference = decode_reference(refs)
         _say(progress, f"decode floor: {len(photos)} photos, {cpus} threads, best of 2 passes")
@@ -470,10 +165,10 @@ def run_benchmark(options: BenchOptions | None = None, /, *,
     _say(progress, "pipeline: first build (child process)")
     with watch.phase("first_build"):
         first_run = run_child(build_cmd, float(p["timeout"]))
-    first = _checked(first_run, "the first build")
+    first = checked_json(first_run, "the first build")
     _say(progress, f"first build: {first['seconds']:.1f}s; rerun over the unchanged dataset")
     rerun_run = run_child(build_cmd, float(p["timeout"]))
-    rerun = _checked(rerun_run, "the rerun")
+    rerun = checked_json(rerun_run, "the rerun")
     if not p["keep_index"]:
         shutil.rmtree(index_dir, ignore_errors=True)
 
@@ -484,7 +179,7 @@ def run_benchmark(options: BenchOptions | None = None, /, *,
                  json.dumps({"config_path": str(config_path), "dataset": str(data), "model": str(model), "photos": naive_n})]
     with watch.phase("naive"):
         naive_run = run_child(naive_cmd, float(p["timeout"]))
-    naive = _checked(naive_run, "the naive baseline")
+    naive = checked_json(naive_run, "the naive baseline")
 
     load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = _assemble(p, n, size, cpus, data, model, synth_s, reused, reference, floor_s, floor_ips,
@@ -532,7 +227,7 @@ def _assemble(p, n, size, cpus, data, model, synth_s, reused, reference, floor_s
         f"({naive['crops']} crops), one full decode per crop, one crop per forward pass, no crop files "
         f"written, model load ({naive['model_load_s']:.2f}s) and one warm-up forward pass excluded; images/s is that subset's.",
         f"decode floor: every photo decoded once at full resolution by {cpus} threads (Pillow "
-        f"{_pillow_version()}), best of 2 passes, files in the page cache, Pillow's block cache on (freed "
+        f"{pillow_version()}), best of 2 passes, files in the page cache, Pillow's block cache on (freed "
         f"image memory reused, no page faults); single-core references likewise, on "
         f"{min(n, int(p['reference_photos']))} photos spread over the set.",
         (f"photos: synthetic renders with camera-like grain (sigma {p['grain']:g}, JPEG quality {p['quality']}) "
@@ -593,61 +288,3 @@ def _assemble(p, n, size, cpus, data, model, synth_s, reused, reference, floor_s
         "targets": targets,
         "notes": notes,
     }
-
-
-def _pillow_version() -> str:
-    import PIL
-
-    return PIL.__version__
-
-
-# --------------------------------------------------------------------------------------------
-# the table
-
-
-def _mark(target: dict[str, Any]) -> str:
-    return "PASS" if target["pass"] else "MISS"
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """A one-screen plain-text table: each figure beside its baseline or target, PASS/MISS."""
-    t = result["targets"]
-    w, h = result["size"]
-    emb = result.get("embedder") or {}
-    title = (f"Indexing benchmark: {result['n']} photos {w}x{h}, {result['cpu_count']} CPU cores, "
-             f"embedder {Path(str(emb.get('model_id', result.get('model', '?')))).name} ({emb.get('dim', '?')}-d)")
-    rows: list[tuple[str, str, str, str]] = [
-        ("pipeline", f"{result['pipeline_images_per_s']:.2f} img/s",
-         f"{result['crops_per_photo']:.1f} crops/photo, {result['pipeline_crops_per_s']:.1f} crops/s", ""),
-        ("  vs naive baseline", f"x{t['speedup_vs_naive']['value']:.2f}" if t["speedup_vs_naive"]["value"] else "-",
-         f"naive {result['naive_images_per_s'] or 0:.2f} img/s; target >= x{TARGET_SPEEDUP:g}",
-         _mark(t["speedup_vs_naive"])),
-        ("  vs decode-only floor", f"{t['fraction_of_decode_floor']['value'] * 100:.0f} %",
-         f"floor {result['decode_floor_images_per_s']:.2f} img/s; target >= {TARGET_FLOOR_FRACTION * 100:.0f} %",
-         _mark(t["fraction_of_decode_floor"])),
-        ("peak RSS (first build)", f"{result['peak_rss_mb']:.0f} MB" if result["peak_rss_mb"] is not None else "-",
-         f"target < {TARGET_PEAK_RSS_MB:.0f} MB at {TARGET_RSS_AT_N} photos"
-         + ("" if result["n"] == TARGET_RSS_AT_N else f" (measured at {result['n']})"),
-         _mark(t["peak_rss_mb"])),
-        ("first build", f"{result['first_build_s']:.2f} s", f"{result['first_build_wall_s']:.2f} s with start-up", ""),
-        ("rerun, unchanged data", f"{result['rerun_s']:.2f} s",
-         f"{t['rerun_fraction']['value'] * 100:.1f} % of first build; target < {TARGET_RERUN_FRACTION * 100:.0f} %"
-         + ("" if result["rerun_up_to_date"] else " (NOT up to date)"),
-         _mark(t["rerun_fraction"])),
-        ("naive baseline", f"{result['naive_images_per_s'] or 0:.2f} img/s",
-         f"subset {result['naive_photos']} photos / {result['naive_crops']} crops, {result['naive_ms_per_crop']} ms/crop", ""),
-        ("naive peak RSS", f"{result['naive_peak_rss_mb']:.0f} MB" if result["naive_peak_rss_mb"] is not None else "-", "", ""),
-        ("decode floor", f"{result['decode_floor_images_per_s']:.2f} img/s",
-         f"full decode, {result['decode_threads']} threads; photos {result.get('photo_file_mb', 0):.1f} MB each", ""),
-        ("decode, 1 core", f"{result['decode_full_ms_single_core']:.1f} ms",
-         f"1/2 {result['decode_half_ms_single_core']:.1f} ms, 1/4 {result['decode_quarter_ms_single_core']:.1f} ms, "
-         f"1/8 {result['decode_eighth_ms_single_core']:.1f} ms per photo", ""),
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [title, "-" * min(100, max(len(title), sum(widths) + 12))]
-    for name, value, ref, mark in rows:
-        lines.append(f"{name:<{widths[0]}}  {value:>{widths[1]}}  {ref:<{widths[2]}}  {mark}".rstrip())
-    passed = sum(1 for x in t.values() if x["pass"])
-    lines.append(f"targets met: {passed}/{len(t)}")
-    lines.extend(f"* {note}" for note in result["notes"])
-    return "\n".join(lines)

@@ -1,34 +1,56 @@
-"""Benchmark FaissNodeStore: add time and per-query latency, unfiltered and filtered.
+"""FAISS node store micro-benchmark: add time and per-query latency, unfiltered and filtered.
 
-    python index/bench/vector_store.py                # 30,000 x 768, flat
-    python index/bench/vector_store.py --type hnsw --n 100000
+``python -m index bench-store`` runs it (:class:`StoreBenchOptions`, :func:`run_store_benchmark`,
+:func:`format_store_table`)::
 
-Filtered queries use an EQ filter on ``kind`` that allows ~10% of the vectors (10 kinds), and a
-CONTAINS filter on a ``labels`` list. ``search`` returns (node id, score); ``query`` is the
-LlamaIndex path and also rebuilds the returned nodes.
+    python -m index bench-store                      # 30,000 x 768, flat
+    python -m index bench-store --type hnsw --n 100000
+
+``n`` random vectors (seed 0) are added to a :class:`~index.vector_store.FaissNodeStore` as
+``TextNode`` objects. Filtered queries use an EQ filter on ``kind`` that allows ~10% of the
+vectors (10 kinds), and a CONTAINS filter on a ``labels`` list. ``search`` returns (node id,
+score); ``query`` is the LlamaIndex path and also rebuilds the returned nodes. Last, the store
+is persisted to a temporary folder and loaded back.
 """
 
 from __future__ import annotations
 
-import argparse
+import logging
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
-from llama_index.core.schema import TextNode
-from llama_index.core.vector_stores.types import (
-    FilterOperator,
-    MetadataFilter,
-    MetadataFilters,
-    VectorStoreQuery,
-)
 
-from index.vector_store.store import FaissNodeStore, VectorIndexConfig
+from index.bench.errors import BenchError
+
+logger = logging.getLogger(__name__)
 
 LABELS = ["dent", "scratch", "crack", "rust", "glass", "paint", "lamp", "tyre"]
+STORE_TYPES = ("flat", "hnsw", "ivf")
+#: Nodes per ``add`` call: ``VectorStoreIndex`` inserts in batches of 2048.
+ADD_BATCH = 2048
+
+
+@dataclass(frozen=True)
+class StoreBenchOptions:
+    """What one store benchmark measures (the flags of ``python -m index bench-store``)."""
+
+    n: int = 30_000  # number of vectors
+    dim: int = 768  # vector dimension
+    type: Literal["flat", "hnsw", "ivf"] = "flat"  # the store's index type
+    k: int = 5  # top-k per query
+    queries: int = 200  # queries per measurement
+
+    def __post_init__(self) -> None:
+        if min(int(self.n), int(self.dim), int(self.k), int(self.queries)) < 1:
+            raise BenchError("--n, --dim, --k and --queries must be at least 1")
+        if self.type not in STORE_TYPES:
+            raise BenchError(f"--type must be one of {', '.join(STORE_TYPES)}, got {self.type!r}")
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -42,25 +64,41 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))]
 
 
-def main() -> None:
-    """Run the benchmark and print a small table."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=30_000, help="number of vectors")
-    ap.add_argument("--dim", type=int, default=768, help="vector dimension")
-    ap.add_argument("--type", choices=["flat", "hnsw", "ivf"], default="flat")
-    ap.add_argument("--k", type=int, default=5, help="top-k per query")
-    ap.add_argument("--queries", type=int, default=200, help="queries per measurement")
-    args = ap.parse_args()
+def run_store_benchmark(options: StoreBenchOptions | None = None,
+                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time a store of ``options.n`` random vectors (default :class:`StoreBenchOptions`).
 
+    ``progress``, if given, is told each stage in one line (stages are also logged).
+
+    Returns:
+        A JSON-ready mapping: the options, ``faiss_version``, ``omp_threads``, ``index_kind``,
+        ``nodes_s`` (building the ``TextNode`` objects, not the store), ``add_s``,
+        ``latencies`` (one entry per measurement: ``name``, ``method``, ``filter``,
+        ``allowed``, ``median_ms``, ``p95_ms``), ``persist_s``, ``load_s`` and ``disk_mb``.
+    """
     import faiss
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import (
+        FilterOperator,
+        MetadataFilter,
+        MetadataFilters,
+        VectorStoreQuery,
+    )
+
+    from index.vector_store import FaissNodeStore, VectorIndexConfig
+
+    o = options or StoreBenchOptions()
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(message)
+        logger.info(message)
 
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((args.n, args.dim), dtype=np.float32)
-    queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
-    print(
-        f"FaissNodeStore[{args.type}] {args.n:,} x {args.dim}, k={args.k}, "
-        f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads"
-    )
+    vectors = rng.standard_normal((o.n, o.dim), dtype=np.float32)
+    queries = rng.standard_normal((o.queries, o.dim), dtype=np.float32)
+    say(f"FaissNodeStore[{o.type}] {o.n:,} x {o.dim}, k={o.k}, faiss {faiss.__version__}, "
+        f"{faiss.omp_get_max_threads()} OpenMP threads: building {o.n:,} TextNodes")
 
     t0 = time.perf_counter()
     nodes = [
@@ -73,16 +111,17 @@ def main() -> None:
             },
             embedding=vectors[i].tolist(),
         )
-        for i in range(args.n)
+        for i in range(o.n)
     ]
-    print(f"  build {args.n:,} TextNodes (not the store): {time.perf_counter() - t0:7.2f} s")
+    nodes_s = time.perf_counter() - t0
 
-    store = FaissNodeStore(VectorIndexConfig(type=args.type))
+    say("adding the nodes to the store")
+    store = FaissNodeStore(VectorIndexConfig(type=o.type))
     t0 = time.perf_counter()
-    for start in range(0, args.n, 2048):  # VectorStoreIndex inserts in batches of 2048
-        store.add(nodes[start : start + 2048])
+    for start in range(0, o.n, ADD_BATCH):
+        store.add(nodes[start : start + ADD_BATCH])
     add_s = time.perf_counter() - t0
-    print(f"  add (upsert, incl. node snapshots):      {add_s:7.2f} s  ({store.index_kind})")
+    index_kind = store.index_kind  # right after the adds (an IVF index may train later)
 
     eq = MetadataFilters(filters=[MetadataFilter(key="kind", value="kind3")])
     contains = MetadataFilters(
@@ -95,31 +134,24 @@ def main() -> None:
     def q() -> np.ndarray:
         return queries[next(it) % len(queries)]
 
-    rows = [
-        ("search, unfiltered", lambda: store.search(q(), args.k)),
-        (f"search, EQ kind ({allowed_eq:,} allowed)", lambda: store.search(q(), args.k, eq)),
-        (
-            f"search, CONTAINS label ({allowed_c:,} allowed)",
-            lambda: store.search(q(), args.k, contains),
-        ),
-        (
-            "query (LlamaIndex), unfiltered",
-            lambda: store.query(
-                VectorStoreQuery(query_embedding=q().tolist(), similarity_top_k=args.k)
-            ),
-        ),
-        (
-            "query (LlamaIndex), EQ kind",
-            lambda: store.query(
-                VectorStoreQuery(query_embedding=q().tolist(), similarity_top_k=args.k, filters=eq)
-            ),
-        ),
+    measurements: list[tuple[str, str, str | None, int, Callable[[], object]]] = [
+        ("search, unfiltered", "search", None, o.n, lambda: store.search(q(), o.k)),
+        ("search, EQ kind", "search", "eq_kind", allowed_eq, lambda: store.search(q(), o.k, eq)),
+        ("search, CONTAINS label", "search", "contains_label", allowed_c, lambda: store.search(q(), o.k, contains)),
+        ("query (LlamaIndex), unfiltered", "query", None, o.n,
+         lambda: store.query(VectorStoreQuery(query_embedding=q().tolist(), similarity_top_k=o.k))),
+        ("query (LlamaIndex), EQ kind", "query", "eq_kind", allowed_eq,
+         lambda: store.query(VectorStoreQuery(query_embedding=q().tolist(), similarity_top_k=o.k, filters=eq))),
     ]
-    for name, fn in rows:
+    latencies = []
+    for name, method, filter_name, allowed, fn in measurements:
+        say(f"timing {name}: {o.queries} queries")
         fn()  # warm-up
-        med, p95 = timed(fn, args.queries)
-        print(f"  {name:<42} median {med:7.3f} ms   p95 {p95:7.3f} ms")
+        med, p95 = timed(fn, o.queries)
+        latencies.append({"name": name, "method": method, "filter": filter_name, "allowed": allowed,
+                          "median_ms": round(med, 4), "p95_ms": round(p95, 4)})
 
+    say("persisting and loading the store")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         store.persist(tmp)
@@ -128,8 +160,34 @@ def main() -> None:
         FaissNodeStore.from_persist_dir(tmp)
         load_s = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
-    print(f"  persist {persist_s:5.2f} s, load {load_s:5.2f} s, {size:,.0f} MB on disk")
+
+    return {
+        **asdict(o),
+        "faiss_version": faiss.__version__,
+        "omp_threads": faiss.omp_get_max_threads(),
+        "index_kind": index_kind,
+        "nodes_s": round(nodes_s, 4),
+        "add_s": round(add_s, 4),
+        "latencies": latencies,
+        "persist_s": round(persist_s, 4),
+        "load_s": round(load_s, 4),
+        "disk_mb": round(size, 3),
+    }
 
 
-if __name__ == "__main__":
-    main()
+def format_store_table(result: dict[str, Any]) -> str:
+    """The store benchmark as a small plain-text table (the lines the old script printed)."""
+    lines = [
+        f"FaissNodeStore[{result['type']}] {result['n']:,} x {result['dim']}, k={result['k']}, "
+        f"faiss {result['faiss_version']}, {result['omp_threads']} OpenMP threads",
+        f"  build {result['n']:,} TextNodes (not the store): {result['nodes_s']:7.2f} s",
+        f"  add (upsert, incl. node snapshots):      {result['add_s']:7.2f} s  ({result['index_kind']})",
+    ]
+    for row in result["latencies"]:
+        name = row["name"]
+        if row["method"] == "search" and row["filter"]:
+            name += f" ({row['allowed']:,} allowed)"
+        lines.append(f"  {name:<42} median {row['median_ms']:7.3f} ms   p95 {row['p95_ms']:7.3f} ms")
+    lines.append(f"  persist {result['persist_s']:5.2f} s, load {result['load_s']:5.2f} s, "
+                 f"{result['disk_mb']:,.0f} MB on disk")
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""``python -m index bench``: indexing throughput and memory against a naive baseline and the decode floor."""
+"""``python -m index bench``: indexing throughput and memory against a naive baseline and the decode floor;
+``python -m index bench-store``: add time and query latency of the FAISS node store."""
 
 from __future__ import annotations
 
@@ -6,15 +7,30 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from index.bench.indexing import DEFAULT_WORKDIR, BenchOptions, format_table, run_benchmark
+from index.bench import (
+    DEFAULT_WORKDIR,
+    STORE_TYPES,
+    BenchOptions,
+    StoreBenchOptions,
+    format_store_table,
+    format_table,
+    run_benchmark,
+    run_store_benchmark,
+)
 from index.config import DEFAULT_CONFIG
 from index.console import console, out, print_json
 
 _DEFAULTS = BenchOptions()
+_STORE_DEFAULTS = StoreBenchOptions()
 
 
 def register(sub: Any) -> None:
-    """Add ``bench`` to the sub-command parsers ``sub``."""
+    """Add ``bench`` and ``bench-store`` to the sub-command parsers ``sub``."""
+    _register_bench(sub)
+    _register_bench_store(sub)
+
+
+def _register_bench(sub: Any) -> None:
     parser = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs naive baseline vs decode floor.")
     parser.add_argument("--n", type=int, default=_DEFAULTS.n,
                         help="Number of synthetic photos (default %(default)s; the issue's memory target is for 500).")
@@ -41,6 +57,19 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=cmd_bench)
 
 
+def _register_bench_store(sub: Any) -> None:
+    parser = sub.add_parser("bench-store", help="FaissNodeStore: add time and per-query latency, unfiltered and filtered.")
+    parser.add_argument("--n", type=int, default=_STORE_DEFAULTS.n, help="Number of vectors (default %(default)s).")
+    parser.add_argument("--dim", type=int, default=_STORE_DEFAULTS.dim, help="Vector dimension (default %(default)s).")
+    parser.add_argument("--type", choices=STORE_TYPES, default=_STORE_DEFAULTS.type,
+                        help="Index type of the store (default %(default)s).")
+    parser.add_argument("--k", type=int, default=_STORE_DEFAULTS.k, help="Top-k per query (default %(default)s).")
+    parser.add_argument("--queries", type=int, default=_STORE_DEFAULTS.queries,
+                        help="Queries per measurement (default %(default)s).")
+    parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
+    parser.set_defaults(func=cmd_bench_store)
+
+
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
     """The :class:`BenchOptions` of parsed ``bench`` flags."""
     return BenchOptions(
@@ -57,4 +86,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         out.print(format_table(result), highlight=False, markup=False)
+    return 0
+
+
+def cmd_bench_store(args: argparse.Namespace) -> int:
+    """Run the vector-store benchmark and print its table (or JSON)."""
+    options = StoreBenchOptions(n=args.n, dim=args.dim, type=args.type, k=args.k, queries=args.queries)
+    result = run_store_benchmark(options, progress=lambda message: console.print(message, highlight=False, markup=False))
+    if args.json:
+        print_json(result)
+    else:
+        out.print(format_store_table(result), highlight=False, markup=False)
     return 0

@@ -12,7 +12,7 @@ from rich.table import Table
 from index.cli.common import add_config_args, config_from_args
 from index.console import console, print_json, progress_bar
 from index.errors import EvaluationError, UserError
-from index.evaluation.retrieval import (
+from index.evaluation import (
     DEFAULT_CACHE_DIR,
     DEFAULT_OUT_DIR,
     DEFAULT_STRATEGIES,

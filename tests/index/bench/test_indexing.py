@@ -1,4 +1,4 @@
-"""End to end test of the indexing benchmark (index.bench.indexing) at toy scale."""
+"""End to end test of the indexing benchmark (index.bench.run_benchmark) at toy scale."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from index.bench.indexing import format_table, run_benchmark
+from index.bench import format_table, run_benchmark
 from index.cli import build_parser
 from index.cli.bench import options_from_args
 
@@ -46,7 +46,7 @@ def test_benchmark_end_to_end(tmp_path, tiny_dinov2):
 
 
 def test_dataset_is_reused(tmp_path):
-    from index.bench.indexing import ensure_dataset
+    from index.bench import ensure_dataset
 
     seconds, reused = ensure_dataset(tmp_path / "d", 2, (320, 240), 0)
     assert not reused and seconds > 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from index.errors import EvaluationError
-from index.evaluation.retrieval import (
+from index.evaluation import (
     evaluate_retrieval,
     parse_strategies,
     parse_strategy,
