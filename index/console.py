@@ -102,6 +102,20 @@ def error_line(exc: BaseException) -> str:
     return f"[red]error:[/] {escape(str(exc))}"
 
 
+def command_parser(prog: str, description: str, commands: list[Any]) -> argparse.ArgumentParser:
+    """The parser of a command line whose sub-commands come from ``commands``.
+
+    Each item (a command module) has ``register(sub)``, adding its sub-commands to ``sub``
+    with ``set_defaults(func=...)``; ``-v`` / ``-vv`` are common to all.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in commands:
+        command.register(sub)
+    return parser
+
+
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the chosen command (``args.func``) and return its exit code.
 

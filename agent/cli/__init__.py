@@ -10,23 +10,14 @@ from __future__ import annotations
 import argparse
 
 from agent.cli import ask, evaluation, traces
-from index.console import run_cli
+from index.console import command_parser, run_cli
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m agent``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m agent",
-        description="Online side: ask a Qwen3-VL agent about photos, with retrieved labelled examples.",
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ask.register(sub)
-    traces.register(sub)
-    evaluation.register(sub)
-    return parser
+    return command_parser("python -m agent", "Online side: ask a Qwen3-VL agent about photos, with retrieved labelled examples.", [ask, traces, evaluation])
 
 
 def main(argv: list[str] | None = None) -> int:

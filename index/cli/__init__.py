@@ -9,24 +9,14 @@ from __future__ import annotations
 import argparse
 
 from index.cli import bench, dataset, evaluation, vectors
-from index.console import run_cli
+from index.console import command_parser, run_cli
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m index``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m index",
-        description="Offline side: inspect a labelled dataset, build and search its vector index.",
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    dataset.register(sub)
-    vectors.register(sub)
-    bench.register(sub)
-    evaluation.register(sub)
-    return parser
+    return command_parser("python -m index", "Offline side: inspect a labelled dataset, build and search its vector index.", [dataset, vectors, bench, evaluation])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,7 +81,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the indexing benchmark and print its table (or JSON)."""
-    result = run_benchmark(options_from_args(args), progress=lambda message: console.print(message, highlight=False))
+    result = run_benchmark(options_from_args(args), progress=lambda message: console.print(message, highlight=False, markup=False))
     if args.json:
         print_json(result)
     else:
