@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from index.evaluation import metrics
+import index.evaluation.metrics as metrics
 
 
 def rounded_bounds(ci: metrics.Interval) -> list[float | None]:

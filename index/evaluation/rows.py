@@ -35,8 +35,8 @@ import time
 from collections import Counter
 from typing import Any
 
+import index.evaluation.metrics as metrics
 from index.dataset.records import issue_list
-from index.evaluation import metrics
 from index.evaluation.context import RunContext
 from index.evaluation.outputs import rounded_bounds
 from index.evaluation.split_index import prepare_row

@@ -19,12 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import index.evaluation.metrics as metrics
 from index.config import DomainConfig
 from index.dataset.ingest import read_dataset
 from index.dataset.sampling import stratified_sample
 from index.dataset.splits import split_by_vehicle
 from index.errors import EvaluationError
-from index.evaluation import metrics
 from index.evaluation.context import Progress, RunContext
 from index.evaluation.outputs import rounded_bounds, write_outputs
 from index.evaluation.rows import evaluate_row
