@@ -4,12 +4,8 @@ Three modes share everything but the middle: ``zero-shot`` (photo and question, 
 ``rag`` (the user's fixed flow: retrieve top-k similar examples, one call) and ``agentic``
 (the model decides which tools to call, up to ``agent.max_tool_calls``).
 
-The agentic loop runs over LlamaIndex's function-calling LLM API (``achat_with_tools`` on
-``OpenAILike``) rather than ``FunctionAgent``, because FunctionAgent cannot serve this
-deployment: it sends ``tool_choice: "auto"`` on every turn (vLLM without a tool parser rejects
-it), takes a hermes ``<tool_call>`` text reply as the final answer, and drops the images a
-tool returns. Here both protocols work, and retrieved images reach the model in a user message
-right after the tool results. See docs/notes/llamaindex_agent_protocol.md.
+This module is the facade (configuration, the index, sessions); one query's model/tool loop
+is :class:`agent.loop.QueryRun`.
 """
 
 from __future__ import annotations
@@ -18,28 +14,17 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.llm import ModelClient, ModelRequestRejected, jpeg_bytes
+from agent.llm import ModelClient, jpeg_bytes
+from agent.loop import EventHandler, QueryRun
 from agent.prompts import Prompts, label_lines
-from agent.report import AnswerError, DamageReport, answer_schema, parse_answer, to_findings
-from agent.tool_protocol import (
-    ToolRequest,
-    has_hermes_call,
-    is_tool_choice_rejection,
-    parse_hermes,
-    tool_response_text,
-    tools_for_prompt,
-)
-from agent.trace import Trace, summarise_messages
+from agent.report import DamageReport
+from agent.trace import Trace
 from index.config import MODES, DomainConfig, apply_overrides, load_config
 
 logger = logging.getLogger(__name__)
-
-
-EventHandler = Callable[[str, dict[str, Any]], None]
 
 
 class _LoopThread:
@@ -137,7 +122,7 @@ class DamageQueryEngine:
         trace = Trace(self.config.agent.traces_dir, question=question, mode=mode, model=self.config.model.model,
                       photo=photo.name, photo_size=list(photo.size))
         trace.event("photo", photo_copy=trace.save_image("query", view), sent_size=list(view.size))
-        run = _Run(self, trace, mode, on_event or (lambda kind, data: None))
+        run = QueryRun(self, trace, mode, on_event or (lambda kind, data: None))
         ctx = None
         if mode != "zero-shot":
             ctx = ToolContext(index=self.index, photo=photo, taxonomy=self.taxonomy, model=self.config.model,
@@ -199,190 +184,3 @@ class ChatSession:
                                    send_photo=not self._photo_sent)
         self._photo_sent = True
         return report
-
-
-class _Run:
-    """The state of one query: model calls, tool calls, usage and the trace."""
-
-    def __init__(self, engine: DamageQueryEngine, trace: Trace, mode: str, emit: EventHandler) -> None:
-        self.engine, self.trace, self.mode, self.emit = engine, trace, mode, emit
-        self.client = engine.client
-        self.cfg = engine.config
-        self.model_seconds = 0.0
-        self.tool_seconds = 0.0
-        self.usage: dict[str, int] = {}
-        self.tool_calls = 0
-        self.steps = 0
-
-    async def _call(self, messages: list[Any], tools: list[Any] | None = None, response_format: dict | None = None) -> Any:
-        self.steps += 1
-        response, call = await self.client.complete(messages, tools=tools, response_format=response_format)
-        self.model_seconds += call.latency_s
-        for key, value in call.usage.items():
-            self.usage[key] = self.usage.get(key, 0) + value
-        summary = summarise_messages(messages)
-        self.trace.event("model_request", step=self.steps, messages=summary, tools=[t.metadata.name for t in tools or []],
-                         response_format=bool(response_format), latency_s=round(call.latency_s, 4), usage=call.usage,
-                         attempts=call.attempts, image_sizes=[s for m in summary for s in m.get("images", [])],
-                         reply=(response.message.content or "")[:2000])
-        self.emit("model", {"step": self.steps, "latency_s": call.latency_s})
-        return response
-
-    def _protocol(self, message: str) -> None:
-        logger.info(message)
-        self.trace.event("protocol", message=message)
-        self.emit("protocol", {"message": message})
-
-    async def final(self, messages: list[Any]) -> str:
-        """One call for the final JSON answer, with a JSON schema when the server takes one."""
-        if self.client.json_schema is not False:
-            schema = {"type": "json_schema", "json_schema": {"name": "damage_report", "schema": answer_schema(self.engine.taxonomy)}}
-            try:
-                response = await self._call(messages, response_format=schema)
-                if self.client.json_schema is None:
-                    self.client.json_schema = True
-                return response.message.content or ""
-            except ModelRequestRejected as exc:
-                if self.cfg.model.json_schema == "always":
-                    raise
-                self.client.json_schema = False
-                self._protocol(f"server refused response_format ({exc}); extracting JSON from text instead")
-        return (await self._call(messages)).message.content or ""
-
-    async def retrieve_fixed(self, ctx: Any, messages: list[Any], question: str) -> None:
-        """The rag mode's fixed retrieval: top-k similar examples (of the label the question names)."""
-        from llama_index.core.base.llms.types import TextBlock
-
-        mentioned = self.engine.taxonomy.mentions(question)
-        arguments: dict[str, Any] = {"k": self.cfg.agent.k}
-        if len(mentioned) == 1:
-            arguments["label"] = mentioned[0].key
-        result = self._run_tool(ctx, ToolRequest("search_similar_damage", arguments))
-        user = messages[-1]
-        intro = TextBlock(text=f"Labelled examples from the reference dataset most similar to this photo:\n{result.text}")
-        user.blocks = [*user.blocks[:-1], intro, *result.user_message_blocks(), user.blocks[-1]]
-
-    def _run_tool(self, ctx: Any, request: ToolRequest) -> Any:
-        from tools import run_tool
-        from tools.results import ToolResult
-
-        self.tool_calls += 1
-        self.emit("tool_call", {"name": request.name, "arguments": request.arguments})
-        started = time.perf_counter()
-        if request.error:
-            result = ToolResult(text=f"Error: {request.error}. Write the call as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>.", error=True)
-        else:
-            result = run_tool(ctx, request.name, request.arguments)
-        self.tool_seconds += time.perf_counter() - started
-        self.trace.event("tool_call", name=request.name, arguments=request.arguments, error=result.error,
-                         result_text=result.text, result=result.data, seconds=round(time.perf_counter() - started, 4))
-        if result.images:
-            self.trace.event("images_sent", images=[
-                {**img.to_dict(), "path": self.trace.save_image(f"img{self.tool_calls}-{i}", img.image)}
-                for i, img in enumerate(result.images)])
-        self.emit("tool_result", {"name": request.name, "error": result.error, "text": result.text,
-                                  "images": [img.caption for img in result.images]})
-        return result
-
-    def _hermes_system(self, messages: list[Any], tools: list[Any]) -> None:
-        from llama_index.core.base.llms.types import ChatMessage
-
-        tools_text = self.engine.prompts.render("hermes_tools", tools=tools_for_prompt(tools))
-        messages[0] = ChatMessage(role="system", content=f"{messages[0].content}\n\n{tools_text}")
-
-    async def agentic(self, ctx: Any, messages: list[Any]) -> str:
-        """The tool loop; returns the model's final text."""
-        from llama_index.core.base.llms.types import ChatMessage, TextBlock
-
-        from tools import make_tools
-
-        tools = make_tools(ctx)
-        budget = self.cfg.agent.max_tool_calls
-        if self.client.native_tools is False:
-            self._hermes_system(messages, tools)
-        while True:
-            if self.tool_calls >= budget:
-                messages.append(ChatMessage(role="user", content=self.engine.prompts.render("finalize")))
-                return await self.final(messages)
-            native = self.client.native_tools is not False
-            try:
-                response = await self._call(messages, tools=tools if native else None)
-            except ModelRequestRejected as exc:
-                if native and self.cfg.model.tool_protocol == "auto" and is_tool_choice_rejection(str(exc)):
-                    self.client.native_tools = False
-                    self._protocol(f"server cannot do native tool calls ({exc}); using Qwen's hermes <tool_call> format")
-                    self._hermes_system(messages, tools)
-                    continue
-                raise
-            text = response.message.content or ""
-            requests: list[ToolRequest] = []
-            if native:
-                selections = self.client.llm.get_tool_calls_from_response(response, error_on_no_tool_call=False)
-                requests = [ToolRequest(s.tool_name, dict(s.tool_kwargs), s.tool_id) for s in selections]
-                if requests and self.client.native_tools is None:
-                    self.client.native_tools = True
-            hermes = not requests and has_hermes_call(text)
-            if hermes:
-                requests = parse_hermes(text)
-                if native:
-                    self._protocol("server returned tool calls as <tool_call> text; parsing them (no tool parser on the server)")
-            if not requests:
-                return text
-            allowed, refused = requests[: budget - self.tool_calls], requests[budget - self.tool_calls:]
-            results = [(r, self._run_tool(ctx, r)) for r in allowed]
-            refusal = "Not run: the tool-call budget is used up; give your final answer."
-            images = [block for _, result in results for block in result.user_message_blocks()]
-            if hermes:
-                messages.append(ChatMessage(role="assistant", content=text))
-                texts = [(r.name, res.text) for r, res in results] + [(r.name, refusal) for r in refused]
-                messages.append(ChatMessage(role="user", blocks=[TextBlock(text=tool_response_text(texts)), *images]))
-            else:
-                messages.append(response.message)
-                for request, result in results:
-                    messages.append(ChatMessage(role="tool", content=result.text,
-                                                additional_kwargs={"tool_call_id": request.id}))
-                for request in refused:
-                    messages.append(ChatMessage(role="tool", content=refusal, additional_kwargs={"tool_call_id": request.id}))
-                if images:
-                    messages.append(ChatMessage(role="user", blocks=[
-                        TextBlock(text="Images returned by the tool calls above (examples with their annotated region outlined):"),
-                        *images]))
-
-    async def report(self, text: str, messages: list[Any], question: str, size: tuple[int, int], ctx: Any,
-                     started: float) -> DamageReport:
-        """Validate the final text; ask once for a repair; never invent fields."""
-        from llama_index.core.base.llms.types import ChatMessage
-
-        error = None
-        for attempt in range(2):
-            try:
-                answer = parse_answer(text, self.engine.taxonomy)
-                break
-            except AnswerError as exc:
-                error = str(exc)
-                self.trace.event("invalid_answer", attempt=attempt, error=error, text=text[:2000])
-                if attempt == 1:
-                    answer = None
-                    break
-                messages.append(ChatMessage(role="assistant", content=text))
-                messages.append(ChatMessage(role="user", content=self.engine.prompts.render("repair", error=error)))
-                text = await self.final(messages)
-        shown = list(ctx.examples_used) if ctx is not None else []
-        total = time.perf_counter() - started
-        common = {
-            "mode": self.mode, "model": self.cfg.model.model, "trace_id": self.trace.id, "question": question,
-            "examples_used": shown, "tool_calls": self.tool_calls, "usage": self.usage,
-            "timings": {"total_s": round(total, 4), "model_s": round(self.model_seconds, 4),
-                        "tools_s": round(self.tool_seconds, 4), "overhead_s": round(total - self.model_seconds, 4),
-                        "model_calls": self.steps},
-        }
-        if answer is None:
-            return DamageReport(damage_detected=None, valid=False, error=f"invalid model answer after one repair: {error}",
-                                raw_text=text, **common)
-        return DamageReport(
-            damage_detected=answer.damage_detected,
-            findings=to_findings(answer, self.engine.taxonomy, size),
-            answer=answer.answer,
-            examples_cited=[i for i in answer.examples_used if i in shown],
-            **common,
-        )
