@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,9 +14,12 @@ from tests.fixtures.paths import REPO
 
 @pytest.mark.slow
 def test_an_installed_wheel_finds_its_prompts_and_configs(tmp_path):
+    source = tmp_path / "source"  # setuptools writes build/ beside the sources: keep the checkout clean
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "outputs", "data", "build", "*.egg-info", "__pycache__", ".ruff_cache", ".pytest_cache"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
+                    str(wheels), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = wheels.glob("*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
