@@ -57,6 +57,7 @@ class DamageQueryEngine:
         self._embedder = embedder
         self._index: Any = None
         self._loop_thread: _LoopThread | None = None
+        self._lock = threading.Lock()  # lazy loading from many threads at once (a service)
         self.client = ModelClient(config.model)
         self.prompts = Prompts.for_config(config)
         self.taxonomy = config.taxonomy
@@ -74,16 +75,21 @@ class DamageQueryEngine:
     def index(self) -> Any:
         """The vector index, opened on first use with the embedder its manifest records."""
         if self._index is None:
-            from index.search import DamageIndex
+            with self._lock:
+                if self._index is None:
+                    from index.search import DamageIndex
 
-            self._index = DamageIndex.open(self.index_dir, embedder_model=self.embedder_model, embedder=self._embedder)
+                    self._index = DamageIndex.open(self.index_dir, embedder_model=self.embedder_model,
+                                                   embedder=self._embedder)
         return self._index
 
     # ------------------------------------------------------------------ public API
     def query(self, image: Any, question: str, **kwargs: Any) -> DamageReport:
         """Answer ``question`` about ``image`` (a path, PIL image or bytes). See :meth:`aquery`."""
         if self._loop_thread is None:
-            self._loop_thread = _LoopThread()
+            with self._lock:
+                if self._loop_thread is None:
+                    self._loop_thread = _LoopThread()
         return self._loop_thread.run(self.aquery(image, question, **kwargs))
 
     async def aquery(self, image: Any, question: str, *, mode: str | None = None, history: list[Any] | None = None,
@@ -111,7 +117,6 @@ class DamageQueryEngine:
             ModelEndpointError: If the endpoint cannot be reached or keeps failing.
         """
         from index.imaging.query_photo import QueryPhoto
-        from tools.context import ToolContext
 
         mode = mode or self.config.agent.mode
         if mode not in MODES:
@@ -122,29 +127,49 @@ class DamageQueryEngine:
         trace = Trace(self.config.agent.traces_dir, question=question, mode=mode, model=self.config.model.model,
                       photo=photo.name, photo_size=list(photo.size))
         trace.event("photo", photo_copy=trace.save_image("query", view), sent_size=list(view.size))
-        run = QueryRun(self, trace, mode, on_event or (lambda kind, data: None))
+        try:
+            report, messages = await self._answer(photo, view, question, mode, trace, started, history=history,
+                                                  exclude_images=exclude_images, exclude_groups=exclude_groups,
+                                                  on_event=on_event, send_photo=send_photo)
+        except Exception as exc:
+            problem = getattr(exc, "problem", None)
+            trace.event("error", problem=problem.value if problem is not None else type(exc).__name__,
+                        message=str(exc), seconds=round(time.perf_counter() - started, 3))
+            raise
+        trace.event("report", report=report.model_dump(mode="json"))
+        if history is not None:
+            from llama_index.core.base.llms.types import ChatMessage
+
+            history.extend(messages[len(history) + 1:])
+            history.append(ChatMessage(role="assistant", content=report.model_dump_json(include={"damage_detected", "findings", "answer"})))
+        return report
+
+    async def _answer(self, photo: Any, view: Any, question: str, mode: str, trace: Trace, started: float, *,
+                      history: list[Any] | None, exclude_images: list[str] | None, exclude_groups: list[str] | None,
+                      on_event: EventHandler | None, send_photo: bool) -> tuple[DamageReport, list[Any]]:
+        """Compose the messages, run the mode's loop and validate the answer."""
+        from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
+
+        from tools.context import ToolContext
+
+        photo_blocks = [ImageBlock(image=jpeg_bytes(view), image_mimetype="image/jpeg")] if send_photo else []
+        user = ChatMessage(role="user", blocks=[*photo_blocks, TextBlock(text=question)])
+        earlier = list(history or [])
+        messages = [ChatMessage(role="system", content=self._system_prompt(mode)), *earlier, user]
+        keep = {id(b) for b in photo_blocks} or _photo_of_conversation(earlier)
+        run = QueryRun(self, trace, mode, on_event or (lambda kind, data: None), keep=keep, current=len(earlier) + 1)
         ctx = None
         if mode != "zero-shot":
             ctx = ToolContext(index=self.index, photo=photo, taxonomy=self.taxonomy, model=self.config.model,
                               agent=self.config.agent, exclude_images=exclude_images or [],
                               exclude_groups=exclude_groups or [])
-        from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
-
-        photo_blocks = [ImageBlock(image=jpeg_bytes(view), image_mimetype="image/jpeg")] if send_photo else []
-        user = ChatMessage(role="user", blocks=[*photo_blocks, TextBlock(text=question)])
-        messages = [ChatMessage(role="system", content=self._system_prompt(mode)), *(history or []), user]
         if mode == "rag":
             await run.retrieve_fixed(ctx, messages, question)
         if mode == "agentic":
             text = await run.agentic(ctx, messages)
         else:
             text = await run.final(messages)
-        report = await run.report(text, messages, question, photo.size, ctx, started)
-        trace.event("report", report=report.model_dump(mode="json"))
-        if history is not None:
-            history.extend(messages[len(history) + 1:])
-            history.append(ChatMessage(role="assistant", content=report.model_dump_json(include={"damage_detected", "findings", "answer"})))
-        return report
+        return await run.report(text, messages, question, photo.size, ctx, started), messages
 
     def session(self, mode: str | None = None) -> ChatSession:
         """A conversation: follow-up questions keep the earlier turns."""
@@ -159,6 +184,16 @@ class DamageQueryEngine:
             labels=label_lines(self.taxonomy), mode_instructions=instructions,
             answer_format=p.render("answer_format", subject=cfg.subject),
         )
+
+
+def _photo_of_conversation(history: list[Any]) -> set[int]:
+    """``id()`` of the photo a follow-up question is about: the newest user turn that opened with one."""
+    from llama_index.core.base.llms.types import ImageBlock
+
+    for message in reversed(history):
+        if message.role.value == "user" and message.blocks and isinstance(message.blocks[0], ImageBlock):
+            return {id(message.blocks[0])}
+    return set()
 
 
 class ChatSession:

@@ -1,8 +1,13 @@
-"""The connection to the vision-language model: LlamaIndex ``OpenAILike`` plus our own retries.
+"""The connection to the vision-language model: LlamaIndex ``OpenAILike`` plus the error contract.
 
 OpenAILike's built-in retries multiply (the openai client and LlamaIndex both retry, N·(N+1)
-requests), so both are off and :func:`chat` retries connection errors, timeouts and 5xx with
-exponential backoff, then raises one :class:`ModelEndpointError` naming the endpoint.
+requests), so both are off and :func:`chat` runs each request under one deadline
+(``model.timeout_s`` for the whole reply), classifies every failure
+(:mod:`agent.endpoint_errors`) and retries what is worth retrying — 5xx, 429 within
+``Retry-After``, a malformed reply once, a dropped connection — with jittered exponential
+backoff. Anything else is raised as :class:`ModelRequestRejected` (the caller may recover) or
+:class:`ModelEndpointError`, one line naming the endpoint, quoting the server with secrets
+masked, and saying what to change.
 """
 
 from __future__ import annotations
@@ -11,32 +16,28 @@ import asyncio
 import io
 import logging
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
+from agent.budget import BudgetExceeded, RequestBudget
+from agent.endpoint_errors import (
+    RETRYABLE,
+    ModelEndpointError,
+    ModelRequestRejected,
+    Problem,
+    ServerAnswer,
+    classify,
+    mask_secrets,
+)
 from index.config import ModelConfig
-from index.errors import DamageRagError
+
+__all__ = ["ModelCall", "ModelClient", "ModelEndpointError", "ModelRequestRejected", "chat", "jpeg_bytes"]
 
 logger = logging.getLogger(__name__)
-
-
-class ModelEndpointError(DamageRagError, RuntimeError):
-    """The model endpoint could not be reached or kept failing; the message names it."""
-
-    exit_code = 1
-
-
-class ModelRequestRejected(DamageRagError, RuntimeError):
-    """The endpoint answered 4xx: the request itself is wrong for this server."""
-
-    exit_code = 1
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ModelClient:
         self.extra_body: dict[str, Any] = {"top_k": config.top_k} if config.top_k is not None else {}
         self.native_tools: bool | None = {"native": True, "hermes": False}.get(config.tool_protocol)
         self.json_schema: bool | None = {"always": True, "never": False}.get(config.json_schema)
+        self.budget = RequestBudget(config.max_images, config.max_context_tokens, reply_tokens=config.max_tokens)
 
     @property
     def llm(self) -> Any:
@@ -117,45 +119,131 @@ def usage_of(response: Any) -> dict[str, int]:
 
 
 async def chat(config: ModelConfig, call: Any) -> tuple[Any, ModelCall]:
-    """Run ``call()`` (a coroutine factory doing one LlamaIndex chat request) with retries.
+    """Run ``call()`` (a coroutine factory doing one LlamaIndex chat request) under the contract.
 
     Raises:
-        ModelRequestRejected: On a 4xx answer (not retried).
-        ModelEndpointError: When the endpoint stays unreachable, slow or failing.
+        ModelRequestRejected: The server refused the request (4xx); ``.answer`` says why.
+        ModelEndpointError: The endpoint stayed unreachable, slow, failing or malformed.
     """
     import httpx
     import openai
 
-    attempts = 0
-    delay = config.retry_backoff_s
+    attempts, delay, malformed = 0, config.retry_backoff_s, 0
     while True:
         attempts += 1
         started = time.perf_counter()
         try:
-            response = await call()
+            response = await asyncio.wait_for(call(), timeout=config.timeout_s)
+            _check_reply(response)
             return response, ModelCall(time.perf_counter() - started, usage_of(response), attempts)
         except openai.APIStatusError as exc:
-            if exc.status_code < 500 and exc.status_code != 429:
-                raise ModelRequestRejected(exc.status_code, _error_text(exc)) from None
-            problem = f"HTTP {exc.status_code}: {_error_text(exc)}"
-        except openai.APITimeoutError:
-            problem = f"no reply within {config.timeout_s:g} s"
+            answer = classify(exc.status_code, error_text(exc), _retry_after(exc))
+        except (asyncio.TimeoutError, openai.APITimeoutError):
+            answer = ServerAnswer(Problem.TIMEOUT, None, f"no whole reply within {config.timeout_s:g} s")
         except (openai.APIConnectionError, httpx.TransportError) as exc:
-            problem = f"cannot connect ({exc.__cause__ or exc})"
-        if attempts > config.max_retries:
-            raise ModelEndpointError(
-                f"The model endpoint {config.api_base} failed after {attempts} attempt(s): {problem}."
-            )
-        logger.info("model endpoint %s: %s; retrying in %.1fs", config.api_base, problem, delay)
-        await asyncio.sleep(delay)
+            answer = ServerAnswer(Problem.UNREACHABLE, None, f"cannot connect ({exc.__cause__ or exc})")
+        except (openai.APIResponseValidationError, ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+            logger.debug("malformed reply from %s", config.api_base, exc_info=True)
+            answer = ServerAnswer(Problem.MALFORMED, 200, f"{type(exc).__name__}: {exc}")
+        if answer.problem not in RETRYABLE:
+            raise ModelRequestRejected(await describe(config, answer, attempts), answer)
+        malformed += answer.problem is Problem.MALFORMED
+        wait = delay * random.uniform(0.5, 1.5)  # jitter: many clients do not retry in step
+        if answer.retry_after_s is not None:
+            if answer.retry_after_s > config.retry_after_max_s:
+                raise ModelEndpointError(await describe(config, answer, attempts), answer)
+            wait = answer.retry_after_s + random.uniform(0, 0.25 * max(answer.retry_after_s, delay))
+        if attempts > config.max_retries or malformed > 1:
+            raise ModelEndpointError(await describe(config, answer, attempts), answer)
+        logger.info("model endpoint %s: %s; retrying in %.1fs", config.api_base, answer.message, wait)
+        await asyncio.sleep(wait)
         delay *= 2
 
 
-def _error_text(exc: Any) -> str:
+def _check_reply(response: Any) -> None:
+    """Raise ``ValueError`` unless ``response`` is a chat reply (a 200 can carry HTML or nothing)."""
+    message = getattr(response, "message", None)
+    if message is None or not hasattr(message, "content"):
+        raise ValueError(f"no chat message in the reply ({type(response).__name__})")
+
+
+def _retry_after(exc: Any) -> float | None:
+    """The ``Retry-After`` header of an error response, in seconds (None if absent or a date)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    value = headers.get("retry-after") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def error_text(exc: Any) -> str:
+    """The server's own words from an ``openai.APIStatusError`` (either vLLM error body shape)."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
-        return str(body.get("message") or body.get("error", {}).get("message") or body)
+        inner = body.get("error")
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if body.get("message"):
+            return str(body["message"])
+        if isinstance(inner, str):
+            return inner
+        return str(body)
     return str(getattr(exc, "message", exc))
+
+
+async def served_models(config: ModelConfig) -> list[str]:
+    """The model names ``GET /models`` lists (empty when it cannot be read)."""
+    import httpx
+
+    key = os.environ.get(config.api_key_env)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        async with httpx.AsyncClient(timeout=min(config.timeout_s, 5.0)) as client:
+            reply = await client.get(config.api_base.rstrip("/") + "/models", headers=headers)
+        return [str(m["id"]) for m in reply.json().get("data", []) if isinstance(m, dict) and "id" in m]
+    except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+        return []
+
+
+async def describe(config: ModelConfig, answer: ServerAnswer, attempts: int = 1) -> str:
+    """The one line a user reads for ``answer``: the endpoint, the server's words, what to change."""
+    base = config.api_base
+    said = mask_secrets(answer.message, config.api_key_env).strip()
+    status = f"HTTP {answer.status}: " if answer.status else ""
+    quoted = f"{status}{said}" if said else status.rstrip(": ")
+    problem = answer.problem
+    if problem is Problem.UNKNOWN_MODEL:
+        names = await served_models(config)
+        serves = f" It serves: {', '.join(names)}." if names else ""
+        line = f"The model endpoint {base} does not serve the model '{config.model}' ({quoted}).{serves} "                "Set model.model (or --model) to a served name."
+    elif problem is Problem.AUTH:
+        where = "is not set" if not os.environ.get(config.api_key_env) else "was refused"
+        line = f"The model endpoint {base} wants an API key ({quoted}); the key in ${config.api_key_env} "                f"{where}: export it (model.api_key_env names the variable)."
+    elif problem is Problem.IMAGE_LIMIT:
+        line = f"The model endpoint {base} takes at most {answer.limit} image(s) per request ({quoted}); "                "even the smallest request needs more: raise vLLM's --limit-mm-per-prompt."
+    elif problem is Problem.CONTEXT_LIMIT:
+        line = f"The model endpoint {base} takes at most {answer.limit} tokens ({quoted}); even the smallest "                "request is longer: raise vLLM's --max-model-len or lower model.query_max_pixels."
+    elif problem is Problem.RATE_LIMIT and answer.retry_after_s is not None \
+            and answer.retry_after_s > config.retry_after_max_s:
+        line = f"The model endpoint {base} is rate-limiting and asks to retry after {answer.retry_after_s:g} s, "                f"more than model.retry_after_max_s ({config.retry_after_max_s:g} s) ({quoted})."
+    elif problem is Problem.MALFORMED:
+        line = f"The model endpoint {base} answered {attempts} time(s) with something that is not a chat "                f"completion ({said}); is {base} an OpenAI-compatible /v1 endpoint?"
+    elif problem in RETRYABLE:
+        line = f"The model endpoint {base} failed after {attempts} attempt(s): {quoted}."
+    else:
+        line = f"The model endpoint {base} refused the request ({quoted})."
+    return mask_secrets(line, config.api_key_env)
+
+
+def budget_line(config: ModelConfig, exc: BudgetExceeded) -> str:
+    """The one line for a question that cannot fit the server's limits even at its smallest."""
+    if exc.problem == "images":
+        return (f"The model endpoint {config.api_base} takes at most {exc.limit} image(s) per request and even "
+                f"the smallest request needs {exc.needed}: raise vLLM's --limit-mm-per-prompt (and model.max_images).")
+    return (f"The model endpoint {config.api_base} takes at most about {exc.limit} prompt tokens and even the "
+            f"smallest request needs about {exc.needed}: raise vLLM's --max-model-len (and model.max_context_tokens) "
+            "or lower model.query_max_pixels.")
 
 
 def jpeg_bytes(image: Image.Image, quality: int = 85) -> bytes:

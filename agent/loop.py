@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agent.llm import ModelRequestRejected
+from agent.budget import BudgetExceeded, request_tokens
+from agent.endpoint_errors import ModelEndpointError, ModelRequestRejected, Problem
+from agent.llm import budget_line
 from agent.report import AnswerError, DamageReport, answer_schema, parse_answer, to_findings
 from agent.tool_protocol import (
     ToolRequest,
     has_hermes_call,
-    is_tool_choice_rejection,
     parse_hermes,
     tool_response_text,
     tools_for_prompt,
@@ -34,15 +35,20 @@ logger = logging.getLogger(__name__)
 
 #: ``on_event(kind, data)``: "tool_call" | "tool_result" | "model" | "protocol", for a live display.
 EventHandler = Callable[[str, dict[str, Any]], None]
+#: Learn-a-limit-and-re-send rounds per request (images, then tokens, then a tighter token count).
+_MAX_LIMIT_ROUNDS = 4
 
 
 class QueryRun:
     """The state of one query: model calls, tool calls, usage and the trace."""
 
-    def __init__(self, engine: DamageQueryEngine, trace: Trace, mode: str, emit: EventHandler) -> None:
+    def __init__(self, engine: DamageQueryEngine, trace: Trace, mode: str, emit: EventHandler, *,
+                 keep: set[int] | None = None, current: int = 1) -> None:
         self.engine, self.trace, self.mode, self.emit = engine, trace, mode, emit
         self.client = engine.client
         self.cfg = engine.config
+        self.keep = keep or set()  # id() of the query photo's image blocks: always sent
+        self.current = current  # index of this question's user message (before it: the conversation)
         self.model_seconds = 0.0
         self.tool_seconds = 0.0
         self.usage: dict[str, int] = {}
@@ -50,12 +56,40 @@ class QueryRun:
         self.steps = 0
 
     async def _call(self, messages: list[Any], tools: list[Any] | None = None, response_format: dict | None = None) -> Any:
-        self.steps += 1
-        response, call = await self.client.complete(messages, tools=tools, response_format=response_format)
+        """One model request, composed within the server's limits; a refusal that states a
+        limit is learned (for the session) and the request re-sent within it."""
+        budget = self.client.budget
+        for _ in range(_MAX_LIMIT_ROUNDS):
+            try:
+                fitted = budget.fit(messages, keep=self.keep, current=self.current, tools=tools)
+            except BudgetExceeded as exc:
+                raise ModelEndpointError(budget_line(self.cfg.model, exc)) from None
+            if fitted.omitted:
+                self.trace.event("budget", images=fitted.images, tokens=fitted.tokens, omitted=fitted.omitted,
+                                 max_images=budget.max_images, max_tokens=budget.max_tokens)
+            self.steps += 1
+            try:
+                response, call = await self.client.complete(fitted.messages, tools=tools, response_format=response_format)
+                break
+            except ModelRequestRejected as exc:
+                answer = exc.answer
+                learned = False
+                if answer is not None and answer.problem is Problem.IMAGE_LIMIT and answer.limit:
+                    learned = budget.learn_images(answer.limit)
+                elif answer is not None and answer.problem is Problem.CONTEXT_LIMIT and answer.limit:
+                    learned = budget.learn_context(answer.limit, answer.prompt_tokens,
+                                                   request_tokens(fitted.messages, tools))
+                if not learned:
+                    raise
+                self._protocol(f"the server's limit: {answer.message} Re-sending within it "
+                               f"(images {budget.max_images or 'any'}, tokens {budget.max_tokens or 'any'}).")
+        else:
+            raise ModelEndpointError(f"The model endpoint {self.cfg.model.api_base} kept refusing requests composed "
+                                     "within the limits it stated; set model.max_images / model.max_context_tokens.")
         self.model_seconds += call.latency_s
         for key, value in call.usage.items():
             self.usage[key] = self.usage.get(key, 0) + value
-        summary = summarise_messages(messages)
+        summary = summarise_messages(fitted.messages)
         self.trace.event("model_request", step=self.steps, messages=summary, tools=[t.metadata.name for t in tools or []],
                          response_format=bool(response_format), latency_s=round(call.latency_s, 4), usage=call.usage,
                          attempts=call.attempts, image_sizes=[s for m in summary for s in m.get("images", [])],
@@ -78,7 +112,7 @@ class QueryRun:
                     self.client.json_schema = True
                 return response.message.content or ""
             except ModelRequestRejected as exc:
-                if self.cfg.model.json_schema == "always":
+                if self.cfg.model.json_schema == "always" or exc.problem is not Problem.SCHEMA:
                     raise
                 self.client.json_schema = False
                 self._protocol(f"server refused response_format ({exc}); extracting JSON from text instead")
@@ -94,7 +128,7 @@ class QueryRun:
             arguments["label"] = mentioned[0].key
         result = self._run_tool(ctx, ToolRequest("search_similar_damage", arguments))
         user = messages[-1]
-        intro = TextBlock(text=f"Labelled examples from the reference dataset most similar to this photo:\n{result.text}")
+        intro = TextBlock(text=f"\nLabelled examples from the reference dataset most similar to this photo:\n{result.text}\n")
         user.blocks = [*user.blocks[:-1], intro, *result.user_message_blocks(), user.blocks[-1]]
 
     def _run_tool(self, ctx: Any, request: ToolRequest) -> Any:
@@ -143,7 +177,7 @@ class QueryRun:
             try:
                 response = await self._call(messages, tools=tools if native else None)
             except ModelRequestRejected as exc:
-                if native and self.cfg.model.tool_protocol == "auto" and is_tool_choice_rejection(str(exc)):
+                if native and self.cfg.model.tool_protocol == "auto" and exc.problem is Problem.TOOL_CHOICE:
                     self.client.native_tools = False
                     self._protocol(f"server cannot do native tool calls ({exc}); using Qwen's hermes <tool_call> format")
                     self._hermes_system(messages, tools)
@@ -170,7 +204,7 @@ class QueryRun:
             if hermes:
                 messages.append(ChatMessage(role="assistant", content=text))
                 texts = [(r.name, res.text) for r, res in results] + [(r.name, refusal) for r in refused]
-                messages.append(ChatMessage(role="user", blocks=[TextBlock(text=tool_response_text(texts)), *images]))
+                messages.append(ChatMessage(role="user", blocks=[TextBlock(text=tool_response_text(texts) + "\n"), *images]))
             else:
                 messages.append(response.message)
                 for request, result in results:
@@ -180,7 +214,7 @@ class QueryRun:
                     messages.append(ChatMessage(role="tool", content=refusal, additional_kwargs={"tool_call_id": request.id}))
                 if images:
                     messages.append(ChatMessage(role="user", blocks=[
-                        TextBlock(text="Images returned by the tool calls above (examples with their annotated region outlined):"),
+                        TextBlock(text="Images returned by the tool calls above (examples with their annotated region outlined):\n"),
                         *images]))
 
     async def report(self, text: str, messages: list[Any], question: str, size: tuple[int, int], ctx: Any,

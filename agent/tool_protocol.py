@@ -58,9 +58,3 @@ def tools_for_prompt(tools: list[Any]) -> str:
 def tool_response_text(results: list[tuple[str, str]]) -> str:
     """Tool results as Qwen's template renders them in a user turn."""
     return "\n".join(f"<tool_response>\n{text}\n</tool_response>" for _, text in results)
-
-
-def is_tool_choice_rejection(message: str) -> bool:
-    """Whether a 400 from the server means it cannot do native tool calls."""
-    lowered = message.lower()
-    return "tool choice" in lowered or "tool_choice" in lowered or "tool-call-parser" in lowered

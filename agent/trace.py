@@ -101,6 +101,7 @@ def list_traces(traces_dir: Path) -> list[dict[str, Any]]:
         events = load_trace(traces_dir, path.stem)
         query = events[0] if events else {}
         report = next((e for e in reversed(events) if e["type"] == "report"), {}).get("report", {})
+        error = next((e for e in reversed(events) if e["type"] == "error"), None)
         out.append({
             "id": path.stem,
             "question": query.get("question"),
@@ -109,8 +110,18 @@ def list_traces(traces_dir: Path) -> list[dict[str, Any]]:
             "tool_calls": sum(1 for e in events if e["type"] == "tool_call"),
             "damage_detected": report.get("damage_detected"),
             "valid": report.get("valid"),
+            "status": trace_status(report, error),
+            "seconds": (report.get("timings") or {}).get("total_s") if report else (error or {}).get("seconds"),
+            "error": (error or {}).get("message"),
         })
     return out
+
+
+def trace_status(report: dict[str, Any], error: dict[str, Any] | None) -> str:
+    """``ok`` (a valid report), ``invalid`` (an answer that stayed invalid) or ``failed`` (no report)."""
+    if not report:
+        return "failed" if error else "incomplete"
+    return "ok" if report.get("valid", True) else "invalid"
 
 
 def load_trace(traces_dir: Path, trace_id: str) -> list[dict[str, Any]]:
@@ -171,8 +182,12 @@ def render_html(events: list[dict[str, Any]], out: Path) -> Path:
             crops = "".join(f"<figure style='display:inline-block'><img src='{_data_uri(i.get('path'))}'><figcaption>{esc(i.get('caption', ''))}</figcaption></figure>"
                             for i in event.get("images", []))
             parts.append(f"<div class='ev crops'>images shown to the model:<br>{crops}</div>")
-        elif kind in ("protocol", "error"):
-            parts.append(f"<div class='ev'>{esc(kind)}: {esc(str(event.get('message', '')))}</div>")
+        elif kind == "error":
+            parts.append(f"<div class='ev' style='border-color:#d22'><b style=color:#d22>failed</b> "
+                         f"({esc(str(event.get('problem', '')))}): {esc(str(event.get('message', '')))}</div>")
+        elif kind in ("protocol", "budget", "answer_repair"):
+            text = event.get("message") or "; ".join(event.get("omitted") or event.get("repairs") or [])
+            parts.append(f"<div class='ev'>{esc(kind)}: {esc(str(text))}</div>")
     parts.append("<h2>Report</h2><pre>" + esc(json.dumps(report, indent=2, ensure_ascii=False)) + "</pre>")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts), encoding="utf-8")

@@ -58,12 +58,15 @@ class ToolResult:
         return [TextBlock(text=self.text), *(img.to_image_block() for img in self.images)]
 
     def user_message_blocks(self) -> list[Any]:
-        """Caption and image blocks, in order, for the user message that follows the tool message."""
+        """Caption and image blocks, in order, for the user message that follows the tool message.
+
+        Each caption ends with a line break: a chat template joins text parts as they are.
+        """
         from llama_index.core.base.llms.types import TextBlock
 
         blocks: list[Any] = []
         for img in self.images:
-            blocks.append(TextBlock(text=img.caption))
+            blocks.append(TextBlock(text=f"\n{img.caption}\n"))
             blocks.append(img.to_image_block())
         return blocks
 

@@ -43,10 +43,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
             print_json(rows)
             return 0
         table = Table(show_edge=False)
-        for column in ("id", "mode", "tools", "damage", "question"):
+        for column in ("id", "status", "mode", "tools", "damage", "seconds", "question"):
             table.add_column(column)
         for row in rows:
-            cells = (row["id"], row["mode"], row["tool_calls"], row["damage_detected"], str(row["question"])[:60])
+            seconds = f"{row['seconds']:.1f}" if isinstance(row.get("seconds"), int | float) else "-"
+            cells = (row["id"], row["status"], row["mode"], row["tool_calls"], row["damage_detected"], seconds,
+                     str(row["question"])[:60])
             table.add_row(*(Text(str(cell)) for cell in cells))
         out.print(table)
         return 0
@@ -72,4 +74,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 show(json.dumps(event["report"], indent=2, ensure_ascii=False))
             elif kind in ("protocol", "invalid_answer"):
                 show(f"{event['t']:7.2f}s {kind}: {event.get('message') or event.get('error')}")
+            elif kind == "error":
+                show(f"{event['t']:7.2f}s FAILED ({event.get('problem')}): {event.get('message')}")
+            elif kind in ("budget", "answer_repair"):
+                show(f"{event['t']:7.2f}s {kind}: {'; '.join(event.get('omitted') or event.get('repairs') or [])}")
     return 0

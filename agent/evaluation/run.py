@@ -20,9 +20,10 @@ How one run goes:
 4. Score (:mod:`agent.evaluation.scoring`) and write ``agent_eval.json``, ``agent_eval.md`` and
    PNG plots (:mod:`agent.evaluation.outputs`).
 
-A request the server refuses (4xx) makes that answer invalid and is not stored, so a rerun
-asks again; an endpoint that cannot be reached stops the run with
-:class:`~agent.llm.ModelEndpointError` (answers already stored are kept).
+A request the server refuses or fails (a 4xx, 5xx after retries, a timeout, a malformed reply)
+makes that answer invalid, with the server's words as its error, and is not stored, so a rerun
+asks again; a problem every request would meet (unreachable endpoint, refused API key, unknown
+model) stops the run with :class:`~agent.llm.ModelEndpointError` (answers already stored are kept).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agent.endpoint_errors import ENDPOINT_WIDE, ModelEndpointError
 from agent.evaluation.answers import (
     load_cached,
     photo_frame,
@@ -46,7 +48,6 @@ from agent.evaluation.answers import (
     store,
 )
 from agent.evaluation.scoring import GroundTruth, compare_modes, prediction_from_report, score_mode
-from agent.llm import ModelEndpointError, ModelRequestRejected
 from agent.report import DamageReport
 from index.config import DEFAULT_CONFIG, MODES, DomainConfig, apply_overrides, load_config
 from index.errors import EvaluationError
@@ -139,8 +140,10 @@ async def _ask_all(engine: Any, queries: list[_Query], question: str, concurrenc
                     source, question, mode=query.mode, exclude_images=[record.image_id],
                     exclude_groups=[record.vehicle_group] if record.vehicle_group else [])
                 store(query.path, query.key, query.report, image_id=record.image_id, model=model)
-            except ModelRequestRejected as exc:
-                query.rejected = f"HTTP {exc.status}: {exc}"
+            except ModelEndpointError as exc:
+                if exc.problem in ENDPOINT_WIDE or exc.problem is None:
+                    raise  # every photo would fail the same way: stop, keeping the answers stored
+                query.rejected = str(exc)
             except ImageReadError as exc:
                 query.rejected = f"photo unreadable: {exc}"
             if query.rejected:

@@ -203,11 +203,29 @@ class ModelConfig(_Strict):
         description="Environment variable holding the API key (the key itself never goes in the "
         "YAML, a trace or a log); unset means no key ('EMPTY', as vLLM expects).",
     )
-    timeout_s: float = Field(default=120.0, gt=0, description="Seconds to wait for one reply.")
+    timeout_s: float = Field(
+        default=120.0, gt=0,
+        description="Seconds one model request may take in all (a deadline for the whole reply, not per read).",
+    )
     max_retries: int = Field(
-        default=2, ge=0, description="Retries on connection errors, timeouts and 5xx, with backoff."
+        default=2, ge=0,
+        description="Retries on connection errors, timeouts, 5xx, 429 and malformed replies, with jittered backoff.",
     )
     retry_backoff_s: float = Field(default=1.0, ge=0, description="First backoff; doubles per retry.")
+    retry_after_max_s: float = Field(
+        default=30.0, ge=0,
+        description="Longest Retry-After (429/503) honoured; a server asking for more is reported, not awaited.",
+    )
+    max_images: int | None = Field(
+        default=None, ge=1,
+        description="Most images per request (vLLM --limit-mm-per-prompt); none: no limit, as vLLM's "
+        "default. Learned from the server's refusal when it has a lower one.",
+    )
+    max_context_tokens: int | None = Field(
+        default=None, ge=1024,
+        description="Most prompt tokens per request (vLLM --max-model-len less the reply); none: no "
+        "limit. Learned from the server's refusal when it is exceeded.",
+    )
     temperature: float = Field(default=0.0, ge=0, description="Sampling temperature (0: greedy, reproducible).")
     top_p: float = Field(default=0.8, gt=0, le=1, description="Nucleus sampling (ignored at temperature 0).")
     top_k: int | None = Field(default=20, description="vLLM top_k, sent in extra_body; None to omit.")
@@ -251,6 +269,11 @@ class AgentConfig(_Strict):
     k: int = Field(default=3, ge=1, le=20, description="Examples retrieved per search (rag mode and tool default).")
     example_kind: Literal["region", "image", "tile"] = Field(
         default="region", description="Node kind the example tools search."
+    )
+    exclude_query_photo: bool = Field(
+        default=True,
+        description="When the query photo is itself one of the indexed photos (same file or same bytes), "
+        "never show the model an example cut from it: that example would be the answer.",
     )
     prompts_dir: Path | None = Field(
         default=None,

@@ -70,6 +70,6 @@ def test_user_message_blocks_interleave_captions_and_jpeg_images(make_ctx, tools
     result = run_tool(make_ctx(tools_photos[0]), "get_label_examples", {"label": "scratch", "k": 2})
     blocks = result.user_message_blocks()
     assert [type(b).__name__ for b in blocks] == ["TextBlock", "ImageBlock"] * 2
-    assert blocks[0].text == result.images[0].caption
+    assert blocks[0].text.strip() == result.images[0].caption and blocks[0].text.endswith("\n")
     decoded = Image.open(io.BytesIO(result.images[0].jpeg_bytes()))
     assert decoded.format == "JPEG" and decoded.size == result.images[0].image.size

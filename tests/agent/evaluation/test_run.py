@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -340,14 +341,25 @@ def test_concurrency_bounds_requests_in_flight(config, dataset, tiny_dinov2, ser
     assert not (tmp_path / "run" / "per_label_f1.png").exists()
 
 
-def test_endpoint_failing_mid_run_stops_with_endpoint_error(config, dataset, tiny_dinov2, server, tmp_path):
-    from agent.llm import ModelEndpointError
-
+def test_a_failing_server_is_recorded_per_photo_and_the_run_finishes(config, dataset, tiny_dinov2, server, tmp_path):
     server.when(lambda body: True, Reply.http_error(503, "overloaded"))
     try:
-        with pytest.raises(ModelEndpointError, match="HTTP 503"):
-            run_evaluation(_options(config, dataset, tiny_dinov2, server, tmp_path / "run", n=3, modes=("zero-shot",)))
+        result = run_evaluation(_options(config, dataset, tiny_dinov2, server, tmp_path / "run", n=3,
+                                         modes=("zero-shot",), plots=False))
     finally:
         server.reset()
         server.responder = responder
+    (row,) = result["rows"]
+    assert result["requests"]["rejected"] == row["rejected"] == 3 and row["valid_report_rate"] == 0
+    assert (tmp_path / "run" / "agent_eval.json").is_file()
+    assert not list((tmp_path / "run" / "responses").rglob("*.json"))  # failures are not cached: a rerun asks again
+
+
+def test_an_unreachable_endpoint_stops_the_run(config, dataset, tiny_dinov2, server, tmp_path):
+    from agent.llm import ModelEndpointError
+
+    config = apply_overrides(config, {"model.max_retries": 0})
+    with pytest.raises(ModelEndpointError, match="127.0.0.1:9"):
+        run_evaluation(replace(_options(config, dataset, tiny_dinov2, server, tmp_path / "run", n=3,
+                                        modes=("zero-shot",)), api_base="http://127.0.0.1:9/v1"))
     assert not (tmp_path / "run" / "agent_eval.json").exists()
