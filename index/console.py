@@ -91,6 +91,21 @@ def phase_progress(descriptions: dict[str, str], unit: str = "items") -> Iterato
         yield update
 
 
+def say(message: str) -> None:
+    """One line on stderr, printed as text: data (paths, labels, model text) is never markup."""
+    console.print(message, markup=False, highlight=False)
+
+
+def flag(word: str, style: str, message: str) -> None:
+    """``word: message`` on stderr with ``word`` in ``style`` (e.g. "skipped", "yellow"); the message as text."""
+    console.print(Text.assemble((word, style), ": ", message), highlight=False)
+
+
+def cells(*values: Any) -> list[Text]:
+    """Table cells as text (a rich table would read markup in plain strings)."""
+    return [Text(str(value)) for value in values]
+
+
 def print_json(data: Any) -> None:
     """``data`` as one line of JSON on stdout (for ``--json``)."""
     out.file.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from index.cli.common import add_config_args, config_from_args
 from index.config import load_config
-from index.console import console, print_json, progress_bar
+from index.console import cells, console, flag, print_json, progress_bar, say
 from index.errors import UserError
 
 
@@ -64,22 +64,22 @@ def _print_inspection(report: dict[str, Any]) -> None:
     table.add_column("annotations", justify="right")
     table.add_column("region nodes", justify="right")
     for key, regions in report["regions_by_label"].items():
-        table.add_row(key, str(report["images_by_label"][key]), str(report["annotations_by_label"][key]), str(regions))
+        table.add_row(*cells(key, report["images_by_label"][key], report["annotations_by_label"][key], regions))
     console.print(table)
-    console.print(f"nodes by kind: {report['nodes_by_kind']}  (merged regions: {report['merged_regions']})")
-    console.print(f"annotation side px: {report['annotation_side_px']}")
-    console.print(f"zones: {report['zones']}  vehicle groups: {report['vehicle_groups']}")
-    console.print(f"doubtful: {report['doubtful']}  edited: {report['edited']}  excluded as incorrect: {report['excluded_incorrect']}")
+    say(f"nodes by kind: {report['nodes_by_kind']}  (merged regions: {report['merged_regions']})")
+    say(f"annotation side px: {report['annotation_side_px']}")
+    say(f"zones: {report['zones']}  vehicle groups: {report['vehicle_groups']}")
+    say(f"doubtful: {report['doubtful']}  edited: {report['edited']}  excluded as incorrect: {report['excluded_incorrect']}")
     if report["skipped_by_reason"]:
-        console.print(f"[yellow]skipped[/]: {report['skipped_by_reason']}")
+        flag("skipped", "yellow", str(report["skipped_by_reason"]))
         for issue in report["skipped"][:10]:
-            console.print(f"  {issue['reason']}: {issue['message']}")
+            say(f"  {issue['reason']}: {issue['message']}")
         if len(report["skipped"]) > 10:
-            console.print(f"  … {len(report['skipped']) - 10} more in the report")
+            say(f"  … {len(report['skipped']) - 10} more in the report")
     if report["repaired_by_reason"]:
-        console.print(f"[cyan]repaired[/]: {report['repaired_by_reason']}")
-    console.print(f"report: {report['report']}" + (f"\ncontact sheet: {report['contact_sheet']}" if "contact_sheet" in report else ""))
-    console.print(f"done in {report['seconds']:.2f}s (reading {report['read_seconds']:.2f}s)")
+        flag("repaired", "cyan", str(report["repaired_by_reason"]))
+    say(f"report: {report['report']}" + (f"\ncontact sheet: {report['contact_sheet']}" if "contact_sheet" in report else ""))
+    say(f"done in {report['seconds']:.2f}s (reading {report['read_seconds']:.2f}s)")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -101,5 +101,5 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        console.print(f"wrote {result['images']} photos to {args.out} in {result['seconds']}s; marks per label: {result['labels']}")
+        say(f"wrote {result['images']} photos to {args.out} in {result['seconds']}s; marks per label: {result['labels']}")
     return 0

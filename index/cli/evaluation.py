@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from index.cli.common import add_config_args, config_from_args
-from index.console import console, print_json, progress_bar
+from index.console import cells, console, print_json, progress_bar, say
 from index.errors import EvaluationError, UserError
 from index.evaluation import (
     DEFAULT_CACHE_DIR,
@@ -78,10 +78,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for column in ("strategy", "embedder", "queries", "nodes", f"P@{k}", f"hit@{k}", "mAP", "kNN F1", "s"):
         table.add_column(column, justify="left" if column in ("strategy", "embedder") else "right")
     for row in result["rows"]:
-        table.add_row(row["strategy"], short_model_name(row["embedder"]), str(row["queries"]), str(row["index_nodes"]),
+        table.add_row(*cells(row["strategy"], short_model_name(row["embedder"]), str(row["queries"]), str(row["index_nodes"]),
                       format_metric(row["precision_at_k"]), format_metric(row["hit_at_k"]), format_metric(row["map"]),
-                      format_metric(row["knn_macro_f1"]), f"{row['seconds']:.1f}")
+                      format_metric(row["knn_macro_f1"]), f"{row['seconds']:.1f}"))
     console.print(table)
-    console.print(f"best by mAP: {result['best']['strategy']} / {short_model_name(result['best']['embedder'])}")
-    console.print(f"report: {result['files']['markdown']}  ({result['seconds']:.1f}s)")
+    say(f"best by mAP: {result['best']['strategy']} / {short_model_name(result['best']['embedder'])}")
+    say(f"report: {result['files']['markdown']}  ({result['seconds']:.1f}s)")
     return 0
