@@ -226,6 +226,8 @@ class QueryRun:
         for attempt in range(2):
             try:
                 answer = parse_answer(text, self.engine.taxonomy)
+                if answer.repairs:  # unambiguous fixes, made here rather than by another request
+                    self.trace.event("answer_repair", repairs=list(answer.repairs))
                 break
             except AnswerError as exc:
                 error = str(exc)
@@ -253,5 +255,6 @@ class QueryRun:
             findings=to_findings(answer, self.engine.taxonomy, size),
             answer=answer.answer,
             examples_cited=[i for i in answer.examples_used if i in shown],
+            repairs=list(answer.repairs),
             **common,
         )
