@@ -8,19 +8,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from agent.testing.replies import Reply
 from agent.testing.tokens import estimate_text_tokens
+
+if TYPE_CHECKING:
+    from agent.testing.server import FakeOpenAIServer
 
 __all__ = [
     "EmbeddingEncoding",
     "default_embedding",
+    "embedding_answer",
     "embedding_inputs",
     "embeddings_response",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: How ``data[i].embedding`` is encoded. ``"requested"`` is what vLLM and the OpenAI API do: a
 #: list of floats, or base64 when the request says ``"encoding_format": "base64"``. The others
@@ -105,3 +113,26 @@ def embeddings_response(
         "model": body.get("model") or model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+
+
+def embedding_answer(
+    server: FakeOpenAIServer, body: dict[str, Any], inputs: list[str]
+) -> list[list[float]] | Reply:
+    """What ``server`` answers one ``/v1/embeddings`` request with: its ``embedding_responder``'s
+    answer, else the next scripted one, else :func:`default_embedding` of each input."""
+    if server.embedding_responder is not None:
+        answer = server.embedding_responder(body)
+        if isinstance(answer, Reply):
+            return answer
+        return [list(map(float, v)) for v in answer]
+    scripted = server._next_embedding_answer()
+    if isinstance(scripted, Reply):
+        return scripted
+    if scripted is not None:
+        if len(scripted) != len(inputs):
+            logger.warning(
+                "scripted embedding batch has %d vectors for %d inputs", len(scripted), len(inputs)
+            )
+        return scripted
+    dim = int(body.get("dimensions") or server.embedding_dim)
+    return [default_embedding(text, dim) for text in inputs]

@@ -1,6 +1,7 @@
 """The HTTP layer of the fake server: a ``ThreadingHTTPServer`` whose handler routes each request,
 records it on the :class:`FakeOpenAIServer` that owns it, asks that server which reply to send
-and writes it (JSON, chunked server-sent events, an error, or a dropped connection)."""
+and writes it (JSON, chunked server-sent events, an error, a raw body, or a dropped connection),
+at once, late, or trickled a byte at a time."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import json
 import logging
 import socket
 import sys
-import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from agent.testing.completions import completion, stream_events
-from agent.testing.embeddings import embedding_inputs, embeddings_response
+from agent.testing.embeddings import embedding_answer, embedding_inputs, embeddings_response
 from agent.testing.replies import Reply, error_body
 from agent.testing.requests import CHAT_PATH, EMBEDDINGS_PATH, MODELS_PATH, RecordedRequest
+from agent.testing.vllm import model_list
 
 if TYPE_CHECKING:
     from agent.testing.server import FakeOpenAIServer
@@ -76,22 +77,48 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.fake._track(self.connection, add=False)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, trickle: float = 0.0) -> None:
+        """Send ``data``; with ``trickle`` > 0 one byte every ``trickle`` seconds (cut short,
+        connection dropped, when the server stops)."""
         try:
-            self.wfile.write(data)
-            self.wfile.flush()
+            if trickle <= 0:
+                self.wfile.write(data)
+                self.wfile.flush()
+                return
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                if self.server.fake._stopping.wait(trickle):
+                    raise _ClientGone("server stopping")
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError) as exc:
             raise _ClientGone(str(exc)) from exc
 
-    def _send_json(self, status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
-        payload = json.dumps(obj).encode()
+    def _send_bytes(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str = "application/json",
+        headers: Iterable[tuple[str, str]] = (),
+        trickle: float = 0.0,
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
-        self._write(payload)
+        if trickle > 0:
+            self.wfile.flush()
+        self._write(payload, trickle)
+
+    def _send_json(
+        self,
+        status: int,
+        obj: Any,
+        headers: Iterable[tuple[str, str]] = (),
+        trickle: float = 0.0,
+    ) -> None:
+        self._send_bytes(status, json.dumps(obj).encode(), "application/json", headers, trickle)
 
     def _send_error_body(
         self,
@@ -99,8 +126,13 @@ class _Handler(BaseHTTPRequestHandler):
         message: str,
         error_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        *,
+        param: str | None = None,
+        trickle: float = 0.0,
     ) -> None:
-        self._send_json(status, error_body(status, message, error_type), headers)
+        legacy = self.server.fake.legacy_error_body
+        body = error_body(status, message, error_type, param, legacy=legacy)
+        self._send_json(status, body, headers, trickle)
 
     def _drop(self) -> None:
         """Close the connection abruptly: no (further) bytes, no terminating chunk."""
@@ -151,8 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def _serve_failure(self, record: RecordedRequest, reply: Reply, *, streaming: bool) -> bool:
-        """Wait out ``reply.delay``, then send its error or drop the connection. Returns whether
-        the request is answered (False: ``reply`` is a message, or a stream cut later on)."""
+        """Wait out ``reply.delay``, then send its error or raw body, or drop the connection.
+        Returns whether the request is answered (False: ``reply`` is a message, a stream cut
+        later on, or a truncated completion asked of a route that has none)."""
         if reply.delay > 0 and self.server.fake._stopping.wait(reply.delay):
             record.status = 0
             self._drop()
@@ -166,7 +199,29 @@ class _Handler(BaseHTTPRequestHandler):
             record.status = reply.status
             logger.info("request #%d: HTTP %d %s", record.index, reply.status, reply.error_message)
             self._send_error_body(
-                reply.status, reply.error_message, reply.error_type, reply.headers
+                reply.status,
+                reply.error_message,
+                reply.error_type,
+                reply.headers,
+                param=reply.error_param,
+                trickle=reply.trickle_interval,
+            )
+            return True
+        if reply.kind == "raw":
+            if reply.raw_body is None and record.path != CHAT_PATH:
+                return False
+            full = b""
+            if reply.raw_body is None:
+                full = json.dumps(completion(record.body, reply, self.server.fake.model_ids[0]))
+                full = full.encode()
+            record.status = reply.status
+            logger.info("request #%d: HTTP %d raw %s", record.index, reply.status, reply.label)
+            self._send_bytes(
+                reply.status,
+                reply.raw_payload(full),
+                reply.content_type,
+                reply.headers,
+                reply.trickle_interval,
             )
             return True
         return False
@@ -180,21 +235,13 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._authorized(record):
                 return
             if record.path in (MODELS_PATH, MODELS_PATH + "/"):
-                now = int(time.time())
-                data = [
-                    {
-                        "id": m,
-                        "object": "model",
-                        "created": now,
-                        "owned_by": "fake-openai",
-                        "root": m,
-                        "parent": None,
-                        "max_model_len": fake.max_model_len,
-                    }
-                    for m in fake.model_ids
-                ]
+                body = model_list(
+                    fake.listed_model_names,
+                    root=fake.model_path,
+                    max_model_len=fake.max_model_len or 32768,
+                )
                 record.status = 200
-                self._send_json(200, {"object": "list", "data": data})
+                self._send_json(200, body)
             elif record.path in ("/health", "/v1/health"):
                 record.status = 200
                 self._send_json(200, {})
@@ -239,7 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
         if record.stream:
             self._chat_stream(record, reply)
         else:
-            self._send_json(200, completion(body, reply, fake.model_ids[0]), reply.headers)
+            answer = completion(body, reply, fake.model_ids[0])
+            self._send_json(200, answer, reply.headers, reply.trickle_interval)
 
     def _chat_stream(self, record: RecordedRequest, reply: Reply) -> None:
         fake = self.server.fake
@@ -250,9 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers:
             self.send_header(name, value)
         self.end_headers()
+        trickle = reply.trickle_interval
 
         def send_chunked(data: bytes) -> None:
-            self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n", trickle)
 
         events = stream_events(record.body, reply, fake.model_ids[0])
         for n, event in enumerate(events):
@@ -266,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             send_chunked(b"data: " + json.dumps(event).encode() + b"\n\n")
         send_chunked(b"data: [DONE]\n\n")
-        self._write(b"0\r\n\r\n")
+        self._write(b"0\r\n\r\n", trickle)
 
     # -- embeddings ---------------------------------------------------------------------------
 
@@ -281,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         try:
-            answer = fake._embeddings_for(body, inputs)
+            answer = embedding_answer(fake, body, inputs)
         except Exception as exc:  # noqa: BLE001 - surfaced to the client as a 500
             logger.exception("embedding responder failed")
             record.status = 500
@@ -294,7 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error_body(
                     500,
                     f"FakeOpenAIServer: a {answer.label or answer.kind!r} reply cannot answer an "
-                    "embeddings request; script vectors, an http_error or a drop_connection",
+                    "embeddings request; script vectors, an http_error, a raw body or a "
+                    "drop_connection",
                     headers=[("x-should-retry", "false")],
                 )
             return

@@ -1,6 +1,13 @@
 """What the fake server answers: :class:`Reply` (one answer to one request) and
 :class:`ToolCallSpec` (one native tool call in it), plus the OpenAI error body vLLM sends with an
-HTTP error (:func:`error_body`)."""
+HTTP error (:func:`error_body`), in vLLM 0.33's shape or older servers' flat one.
+
+Besides model answers and HTTP errors a reply can be a transport fault: a dropped connection, a
+late or trickled body (:meth:`Reply.slow`, :meth:`Reply.trickle`), a ``Retry-After`` 429 / 503
+(:meth:`Reply.rate_limited`, :meth:`Reply.unavailable`), or a 200 whose body is not a completion
+(:meth:`Reply.raw`, :meth:`Reply.html_page`, :meth:`Reply.empty_body`,
+:meth:`Reply.truncated_json`, :meth:`Reply.no_choices`): what a proxy, a gateway or a
+misconfigured ``api_base`` puts between the agent and vLLM."""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from typing import Any, Literal
 
 __all__ = [
     "AUTO_TOOL_CHOICE_ERROR",
+    "HTML_PAGE",
+    "QUEUE_FULL_ERROR",
     "Reply",
     "ReplyKind",
     "ToolCallSpec",
@@ -23,6 +32,22 @@ __all__ = [
 #: sending ``tools``) and the server runs without ``--enable-auto-tool-choice --tool-call-parser``.
 AUTO_TOOL_CHOICE_ERROR = (
     '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+)
+
+#: vLLM's 503 when ``--max-num-queued-reqs`` is reached: ``QueueOverflowError`` in
+#: ``vllm/exceptions.py``, reported by ``create_error_response``
+#: (``vllm/entrypoints/serve/exception_handling/error_response.py``) with ``type`` the HTTP phrase
+#: ``"Service Unavailable"`` (it is a ``GracefulHTTPError``). vLLM sends no ``Retry-After``.
+QUEUE_FULL_ERROR = (
+    "The engine is currently busy and cannot accept new requests. "
+    "Please try again later or on a different instance."
+)
+
+#: The body of :meth:`Reply.html_page`: what a web UI or a login page behind a wrong
+#: ``api_base`` answers with ``200 OK``.
+HTML_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
+    '<body><h1>Sign in</h1><form method="post"></form></body></html>\n'
 )
 
 _ERROR_TYPES = {
@@ -42,8 +67,8 @@ _ERROR_TYPES = {
 }
 
 #: ``"message"`` answers with a completion, ``"error"`` with an HTTP error, ``"drop"`` closes the
-#: connection.
-ReplyKind = Literal["message", "error", "drop"]
+#: connection, ``"raw"`` sends a body that is not a completion (see :meth:`Reply.raw`).
+ReplyKind = Literal["message", "error", "drop", "raw"]
 
 
 def error_type_for(status: int) -> str:
@@ -51,17 +76,28 @@ def error_type_for(status: int) -> str:
     return _ERROR_TYPES.get(status, "APIError")
 
 
-def error_body(status: int, message: str, error_type: str | None = None) -> dict[str, Any]:
-    """The OpenAI error body vLLM sends:
-    ``{"error": {"message", "type", "param": null, "code": status}}``."""
-    return {
-        "error": {
-            "message": message,
-            "type": error_type or error_type_for(status),
-            "param": None,
-            "code": status,
-        }
+def error_body(
+    status: int,
+    message: str,
+    error_type: str | None = None,
+    param: str | None = None,
+    *,
+    legacy: bool = False,
+) -> dict[str, Any]:
+    """The error body vLLM sends with an HTTP error.
+
+    vLLM 0.33 (``ErrorResponse`` / ``ErrorInfo`` in ``vllm/entrypoints/serve/engine/protocol.py``,
+    built by ``create_error_response``): ``{"error": {"message", "type", "param", "code"}}``.
+    ``legacy=True``: older servers' flat ``ErrorResponse`` (``object: str = "error"`` beside the
+    same fields): ``{"object": "error", "message", "type", "param", "code"}``.
+    """
+    info = {
+        "message": message,
+        "type": error_type or error_type_for(status),
+        "param": param,
+        "code": status,
     }
+    return {"object": "error", **info} if legacy else {"error": info}
 
 
 @dataclass(frozen=True)
@@ -88,11 +124,13 @@ class Reply:
     """What the server answers to one request.
 
     Build with the class-method constructors (:meth:`text`, :meth:`tool_calls`,
-    :meth:`hermes_tool_call`, :meth:`json`, :meth:`http_error`,
-    :meth:`reject_auto_tool_choice`, :meth:`slow`, :meth:`drop_connection`) and refine with
-    :meth:`with_usage`, :meth:`with_headers`, :meth:`with_stream_chunking`. Replies are
-    immutable and may be reused (tool-call ids are generated per response). Chat requests take
-    any reply; ``/v1/embeddings`` requests take the error and dropped-connection ones (see
+    :meth:`hermes_tool_call`, :meth:`json`, :meth:`http_error`, :meth:`rate_limited`,
+    :meth:`unavailable`, :meth:`reject_auto_tool_choice`, :meth:`slow`, :meth:`trickle`,
+    :meth:`drop_connection`, :meth:`raw`, :meth:`html_page`, :meth:`empty_body`,
+    :meth:`truncated_json`, :meth:`no_choices`) and refine with :meth:`with_usage`,
+    :meth:`with_headers`, :meth:`with_stream_chunking`. Replies are immutable and may be reused
+    (tool-call ids are generated per response). Chat requests take any reply; ``/v1/embeddings``
+    requests take the error, dropped-connection and raw ones (see
     :meth:`FakeOpenAIServer.script_embeddings`).
     """
 
@@ -104,8 +142,13 @@ class Reply:
     status: int = 200
     error_message: str = ""
     error_type: str = ""
+    error_param: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    trickle_interval: float = 0.0
+    raw_body: bytes | None = None
+    content_type: str = "application/json"
+    truncate_at: int | None = None
     drop_after_chunks: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -159,9 +202,10 @@ class Reply:
         *,
         error_type: str | None = None,
         headers: Mapping[str, str] | None = None,
+        param: str | None = None,
     ) -> Reply:
-        """An HTTP error with an OpenAI error body
-        ``{"error": {"message", "type", "param": null, "code": status}}`` (vLLM's format)."""
+        """An HTTP error with vLLM's error body
+        ``{"error": {"message", "type", "param", "code": status}}`` (see :func:`error_body`)."""
         if status < 400:
             raise ValueError(f"http_error needs a 4xx/5xx status, got {status}")
         return cls(
@@ -169,9 +213,81 @@ class Reply:
             status=status,
             error_message=message,
             error_type=error_type or error_type_for(status),
+            error_param=param,
             headers=tuple((headers or {}).items()),
             label=f"http_error_{status}",
         )
+
+    @classmethod
+    def rate_limited(
+        cls, retry_after: int | str | None = 1, message: str = "Rate limit exceeded"
+    ) -> Reply:
+        """HTTP 429 with ``Retry-After: <retry_after>`` (seconds, or an HTTP date; None: no
+        header): what a rate-limiting gateway in front of vLLM answers. vLLM itself never
+        answers 429 and never sends ``Retry-After``."""
+        reply = cls.http_error(429, message, headers=_retry_after(retry_after))
+        return dataclasses.replace(reply, label="rate_limited")
+
+    @classmethod
+    def unavailable(
+        cls, retry_after: int | str | None = 1, message: str = QUEUE_FULL_ERROR
+    ) -> Reply:
+        """HTTP 503 with vLLM's queue-full body (:data:`QUEUE_FULL_ERROR`, ``type`` ``"Service
+        Unavailable"``) and ``Retry-After: <retry_after>`` (None: no header, as vLLM sends it;
+        a gateway or load balancer adds one)."""
+        reply = cls.http_error(
+            503, message, error_type="Service Unavailable", headers=_retry_after(retry_after)
+        )
+        return dataclasses.replace(reply, label="unavailable")
+
+    @classmethod
+    def raw(
+        cls,
+        body: bytes | str,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send ``body`` verbatim (``str`` as UTF-8) with this status and ``Content-Type``, to
+        streaming and non-streaming requests alike (no SSE framing): a broken proxy, a web page,
+        a server that is not vLLM."""
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        return cls(
+            kind="raw",
+            status=status,
+            raw_body=data,
+            content_type=content_type,
+            headers=tuple((headers or {}).items()),
+            label="raw",
+        )
+
+    @classmethod
+    def html_page(cls, page: str = HTML_PAGE, *, status: int = 200) -> Reply:
+        """``200 OK`` with an HTML page (``text/html; charset=utf-8``), as a web UI or a login
+        page answers when ``api_base`` points at it instead of vLLM."""
+        reply = cls.raw(page, status=status, content_type="text/html; charset=utf-8")
+        return dataclasses.replace(reply, label="html_page")
+
+    @classmethod
+    def empty_body(cls, *, status: int = 200) -> Reply:
+        """``200 OK``, ``Content-Type: application/json``, ``Content-Length: 0``."""
+        return dataclasses.replace(cls.raw(b"", status=status), label="empty_body")
+
+    @classmethod
+    def no_choices(cls) -> Reply:
+        """``200 OK`` with the JSON body ``{"choices": []}`` (no message to read)."""
+        return dataclasses.replace(cls.raw(b'{"choices": []}'), label="no_choices")
+
+    @classmethod
+    def truncated_json(cls, keep_bytes: int | None = None, content: str = "cut short") -> Reply:
+        """``200 OK`` whose JSON body is the completion of ``Reply.text(content)`` cut after
+        ``keep_bytes`` bytes (default: half of it), with a ``Content-Length`` that matches the
+        cut body, so the HTTP exchange is complete and only the JSON is broken (a proxy that
+        truncated it). Sent as one JSON body to streaming requests too."""
+        if keep_bytes is not None and keep_bytes < 0:
+            raise ValueError("keep_bytes must be >= 0")
+        return cls(kind="raw", content=content, truncate_at=keep_bytes, label="truncated_json")
 
     @classmethod
     def reject_auto_tool_choice(cls) -> Reply:
@@ -191,6 +307,16 @@ class Reply:
     def slow(cls, seconds: float, reply: Reply) -> Reply:
         """``reply``, sent after ``seconds`` (nothing, not even headers, is sent before)."""
         return dataclasses.replace(reply, delay=reply.delay + float(seconds))
+
+    @classmethod
+    def trickle(cls, interval: float, reply: Reply) -> Reply:
+        """``reply`` with its body sent one byte every ``interval`` seconds after prompt headers
+        (status line and headers at once; a stream's framing trickles too). httpx's ``timeout``
+        bounds each read, not the whole request, so only a whole-request deadline (e.g.
+        ``asyncio.wait_for``) cuts such an answer short."""
+        if interval <= 0:
+            raise ValueError("trickle interval must be > 0")
+        return dataclasses.replace(reply, trickle_interval=float(interval))
 
     @classmethod
     def drop_connection(cls, after_chunks: int | None = None) -> Reply:
@@ -229,6 +355,14 @@ class Reply:
         """Report this ``model`` in the response (default: the request's ``model``)."""
         return dataclasses.replace(self, model=model)
 
+    def raw_payload(self, completion_body: bytes) -> bytes:
+        """The bytes a ``"raw"`` reply sends: :attr:`raw_body`, or ``completion_body`` (the JSON
+        completion the server built for this reply) cut at :attr:`truncate_at` (default half)."""
+        if self.raw_body is not None:
+            return self.raw_body
+        keep = len(completion_body) // 2 if self.truncate_at is None else self.truncate_at
+        return completion_body[:keep]
+
     @property
     def is_auto_tool_choice_rejection(self) -> bool:
         """Whether this is vLLM's HTTP 400 for tools without ``--enable-auto-tool-choice``."""
@@ -237,3 +371,7 @@ class Reply:
             and self.status == 400
             and self.error_message == AUTO_TOOL_CHOICE_ERROR
         )
+
+
+def _retry_after(value: int | str | None) -> dict[str, str]:
+    return {} if value is None else {"Retry-After": str(value)}

@@ -2,6 +2,8 @@
 docstring for its routes and a usage example).
 
 Which reply answers a chat request (first match wins)
+    0. the vLLM-faithful limits (:func:`~agent.testing.vllm.vllm_refusal`): unknown model,
+       ``max_tokens`` above ``max_model_len``, too many images, too long a prompt;
     1. rules added with :meth:`FakeOpenAIServer.when` (persistent, do not consume the script);
     2. :attr:`FakeOpenAIServer.responder`, a ``callable(request_json) -> Reply | None`` (``None``
        falls through);
@@ -20,6 +22,7 @@ Which answer an embeddings request gets (first match wins)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import threading
@@ -29,10 +32,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.testing.embeddings import EmbeddingEncoding, default_embedding
+from agent.testing.embeddings import EmbeddingEncoding
 from agent.testing.handler import FakeHTTPServer
 from agent.testing.replies import Reply
 from agent.testing.requests import CHAT_PATH, RecordedRequest, wants_auto_tool_choice
+from agent.testing.vllm import ContextErrorStyle, vllm_refusal
 
 __all__ = ["EmbeddingResponder", "FakeOpenAIServer", "Predicate", "Responder"]
 
@@ -57,13 +61,23 @@ class FakeOpenAIServer:
     """A scriptable OpenAI-compatible HTTP server on ``127.0.0.1`` (see the package docstring).
 
     Args:
-        model_ids: ids listed by ``GET /v1/models`` (the first is the default ``model``).
+        model_ids: ids listed by ``GET /v1/models`` (the first is the default ``model``) when
+            ``served_model_names`` is not set.
         embedding_dim: size of the default embedding vectors (``dimensions`` in a request wins).
-        max_model_len: reported by ``GET /v1/models`` (vLLM extension).
         host: interface to bind; port 0 picks a free port.
         api_key: like vLLM's ``--api-key``: ``/v1`` requests without
             ``Authorization: Bearer <api_key>`` get HTTP 401 ``{"error": "Unauthorized"}``
             (``/health`` stays open). None (default): no check.
+
+    vLLM-faithful options (attributes too, settable any time; :meth:`like_vllm` sets them as a
+    real server has them; messages and their vLLM source in :mod:`agent.testing.vllm`):
+    ``max_model_len`` (``--max-model-len``; a prompt estimate, ``agent.budget``'s, that reaches
+    it or a bigger ``max_tokens`` gets vLLM's 400; None: not enforced, 32768 reported by
+    ``/v1/models``), ``max_images_per_prompt`` (``--limit-mm-per-prompt``; None: vLLM's 999),
+    ``served_model_names`` (``--served-model-name``; other models get vLLM's 404, ``/v1/models``
+    lists these, answers report the first; None: any model), ``context_error_style``
+    (:data:`~agent.testing.vllm.ContextErrorStyle`), ``legacy_error_body`` (older servers' flat
+    ``{"object": "error", ...}`` error bodies), ``model_path`` (``root`` in ``/v1/models``).
     """
 
     def __init__(
@@ -71,16 +85,28 @@ class FakeOpenAIServer:
         *,
         model_ids: Sequence[str] = ("qwen",),
         embedding_dim: int = 8,
-        max_model_len: int = 32768,
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        max_model_len: int | None = None,
+        max_images_per_prompt: int | None = None,
+        served_model_names: Sequence[str] | None = None,
+        context_error_style: ContextErrorStyle = "auto",
+        legacy_error_body: bool = False,
+        model_path: str | None = None,
     ) -> None:
         if not model_ids:
             raise ValueError("model_ids must not be empty")
+        if served_model_names is not None and not served_model_names:
+            raise ValueError("served_model_names must not be empty (None accepts any model)")
         self.model_ids: list[str] = list(model_ids)
         self.embedding_dim = embedding_dim
         self.max_model_len = max_model_len
+        self.max_images_per_prompt = max_images_per_prompt
+        self.served_model_names = None if served_model_names is None else list(served_model_names)
+        self.context_error_style: ContextErrorStyle = context_error_style
+        self.legacy_error_body = legacy_error_body
+        self.model_path = model_path
         self.host = host
         self.requested_port = port
         #: The key ``/v1`` requests must send as a bearer token (None: none needed).
@@ -100,6 +126,28 @@ class FakeOpenAIServer:
         self._stopping = threading.Event()
         self._httpd: FakeHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def like_vllm(
+        cls,
+        served_model_names: Sequence[str] = ("qwen",),
+        *,
+        max_model_len: int = 32768,
+        **options: Any,
+    ) -> FakeOpenAIServer:
+        """A server that answers like ``vllm serve MODEL --served-model-name ...
+        --max-model-len 32768``: unknown models are 404, long prompts, big ``max_tokens`` and
+        over 999 images are 400, with vLLM 0.33's exact bodies. ``options`` are the other
+        constructor keywords (``max_images_per_prompt=16``, ``api_key=...``, ...)."""
+        names = list(served_model_names)
+        return cls(
+            model_ids=names, served_model_names=names, max_model_len=max_model_len, **options
+        )
+
+    @property
+    def listed_model_names(self) -> list[str]:
+        """What ``GET /v1/models`` lists: ``served_model_names``, else ``model_ids``."""
+        return list(self.served_model_names or self.model_ids)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -274,7 +322,18 @@ class FakeOpenAIServer:
         return record
 
     def _select_reply(self, record: RecordedRequest) -> Reply:
+        reply = self._select(record)
+        names = self.served_model_names
+        if names and reply.model is None and reply.kind in ("message", "raw"):
+            reply = dataclasses.replace(reply, model=names[0])
+        return reply
+
+    def _select(self, record: RecordedRequest) -> Reply:
         body: dict[str, Any] = record.body
+        refusal = vllm_refusal(self, body)
+        if refusal is not None:
+            logger.info("request #%d refused like vLLM: %s", record.index, refusal.label)
+            return refusal
         reply: Reply | None = None
         source = ""
         try:
@@ -330,23 +389,7 @@ class FakeOpenAIServer:
         logger.debug("request #%d answered by %s: %s", record.index, source, reply.label)
         return reply
 
-    def _embeddings_for(self, body: dict[str, Any], inputs: list[str]) -> list[list[float]] | Reply:
-        if self.embedding_responder is not None:
-            answer = self.embedding_responder(body)
-            if isinstance(answer, Reply):
-                return answer
-            return [list(map(float, v)) for v in answer]
+    def _next_embedding_answer(self) -> list[list[float]] | Reply | None:
+        """Pop the next scripted embeddings answer (None when the script is empty)."""
         with self._lock:
-            scripted = self._embedding_script.popleft() if self._embedding_script else None
-        if isinstance(scripted, Reply):
-            return scripted
-        if scripted is not None:
-            if len(scripted) != len(inputs):
-                logger.warning(
-                    "scripted embedding batch has %d vectors for %d inputs",
-                    len(scripted),
-                    len(inputs),
-                )
-            return scripted
-        dim = int(body.get("dimensions") or self.embedding_dim)
-        return [default_embedding(text, dim) for text in inputs]
+            return self._embedding_script.popleft() if self._embedding_script else None
