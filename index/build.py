@@ -45,9 +45,9 @@ from index.regions.plan import RegionCrop
 logger = logging.getLogger(__name__)
 
 
-def image_signature(record: ImageRecord, crops: list[RegionCrop], dataset: str) -> str:
-    """What must stay equal for an image's nodes to be reused: pixels and planned metadata."""
-    return digest({"pixels": pixel_signature(record),
+def image_signature(record: ImageRecord, crops: list[RegionCrop], dataset: str, pixels: str | None = None) -> str:
+    """What must stay equal for an image's nodes to be reused: pixels (``pixels``, if known) and crops."""
+    return digest({"pixels": pixels or pixel_signature(record),
                    "crops": [[crop.node_id, crop.metadata(dataset)] for crop in crops]})
 
 
@@ -255,12 +255,15 @@ def build_index(
         crops_by_image.setdefault(crop.record.image_id, []).append(crop)
     plan: list[tuple[ImageRecord, list[RegionCrop], str]] = []
     kept: dict[str, dict[str, Any]] = {}
+    # Pixel signatures are also recorded alone: DamageIndex.image_ids_of knows a query photo by them.
+    pixels_by_image: dict[str, str] = {}
     for record in scan.records:
         mine = crops_by_image.get(record.image_id, [])
-        signature = image_signature(record, mine, config.name)
+        pixels = pixels_by_image[record.image_id] = pixel_signature(record)
+        signature = image_signature(record, mine, config.name, pixels)
         before = previous.get(record.image_id)
         if before and before["signature"] == signature and before["nodes"] == [c.node_id for c in mine]:
-            kept[record.image_id] = before
+            kept[record.image_id] = {**before, "pixels": pixels}
         else:
             plan.append((record, mine, signature))
     stale = [n for image_id, state in previous.items() if image_id not in kept for n in state["nodes"]]
@@ -287,6 +290,7 @@ def build_index(
             for image_id, signature, node_ids in batcher.done:
                 images_state[image_id] = {
                     "signature": signature,
+                    "pixels": pixels_by_image[image_id],
                     "nodes": node_ids,
                     "crops": [crop_file_name(c, signature) for c in crops_by_image[image_id]],
                 }

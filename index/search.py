@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,10 +17,12 @@ from index.config import RegionStrategy
 from index.errors import DamageRagError
 from index.imaging.query_photo import PhotoSource, QueryPhoto
 from index.index_dir import BUILD_REPORT, read_manifest
+from index.regions.cut import bytes_signature, file_signature
 from index.regions.plan import describe
 from index.taxonomy import LabelTaxonomy
 
 logger = logging.getLogger(__name__)
+
 
 class EmbedderMismatchError(DamageRagError, ValueError):
     """A query embedder that is not the one the index was built with."""
@@ -41,10 +45,12 @@ class Hit:
     area_fraction: float
     description: str
     metadata: dict[str, Any] = field(repr=False, default_factory=dict)
+    is_self: bool = False  # cut from the query photo itself (see DamageIndex.image_ids_of)
 
     def to_dict(self, with_metadata: bool = False) -> dict[str, Any]:
-        """JSON-ready form; geometry metadata only on request."""
+        """JSON-ready form (``is_self`` as ``"self"``); geometry metadata only on request."""
         out = asdict(self)
+        out["self"] = out.pop("is_self")
         if not with_metadata:
             out.pop("metadata")
         return out
@@ -110,6 +116,48 @@ class DamageIndex:
             logger.warning("index manifest has an unreadable region strategy; using defaults")
             return RegionStrategy()
 
+    @cached_property
+    def _sources(self) -> dict[str, str]:
+        """The indexed photos' ``source_image`` values, by resolved path."""
+        return {os.path.realpath(source): source for source in self.store.counts_by("source_image")}
+
+    @cached_property
+    def _images_by_pixels(self) -> dict[str, list[str]]:
+        """Image ids by the pixel signature the build records per photo (none in older indexes)."""
+        out: dict[str, list[str]] = {}
+        for image_id, state in (self.manifest.get("images") or {}).items():
+            if isinstance(state, dict) and state.get("pixels"):
+                out.setdefault(state["pixels"], []).append(image_id)
+        return out
+
+    def image_ids_of(self, photo: PhotoSource | QueryPhoto) -> list[str]:
+        """Ids of the indexed photos that are ``photo`` itself, sorted; ``[]`` if none is.
+
+        A photo is the same when it is the same file (its resolved path is a node's
+        ``source_image``) or has the same bytes: the pixel signature the build records per
+        photo (size, first and last 64 KiB, :func:`index.regions.cut.pixel_signature`), so a
+        copy under another name or the file's bytes match too. Indexes built before that
+        signature was recorded match by path only. A PIL image matches by the file it was
+        opened from, if any. Nothing is decoded; the query file is opened once (at most
+        128 KiB read).
+        """
+        from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+
+        path, data = _identity(photo)
+        found: set[str] = set()
+        if path is not None and (source := self._sources.get(os.path.realpath(path))) is not None:
+            nodes = self.store.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="source_image", value=source)]))
+            found.update(str(n.metadata.get("image_id") or "") for n in nodes)
+        if self._images_by_pixels and (path is not None or data is not None):
+            try:
+                signature = bytes_signature(data) if data is not None else file_signature(path)
+            except OSError as exc:
+                logger.debug("query photo %s unreadable for its signature: %s", path, exc)
+            else:
+                found.update(self._images_by_pixels.get(signature, []))
+        found.discard("")
+        return sorted(found)
+
     def query_image(self, image: PhotoSource | QueryPhoto) -> Image.Image:
         """The pixels a query photo is embedded from: the whole photo at the size of the
         index's whole-image nodes (``regions.image_max_side``), never upscaled.
@@ -135,6 +183,7 @@ class DamageIndex:
         zone: str | None = None,
         exclude_images: list[str] | None = None,
         exclude_groups: list[str] | None = None,
+        self_ids: Collection[str] | None = None,
     ) -> list[Hit]:
         """Top-``k`` examples most similar to a photo, exactly filtered.
 
@@ -147,6 +196,8 @@ class DamageIndex:
             zone: Only examples from this zone.
             exclude_images: Image ids never to return (e.g. the query's own photo).
             exclude_groups: Vehicle groups never to return.
+            self_ids: Image ids of the query photo itself (:meth:`image_ids_of`): their hits
+                are marked ``is_self``.
 
         Raises:
             UnknownLabelError: If ``label`` names no label of the index's taxonomy.
@@ -175,9 +226,9 @@ class DamageIndex:
             filters.append(MetadataFilter(key="vehicle_group", value=list(exclude_groups), operator=FilterOperator.NIN))
         found = self.store.search(np.asarray(vector, dtype=np.float32), k, MetadataFilters(filters=filters) if filters else None)
         nodes = {n.node_id: n for n in self.store.get_nodes([node_id for node_id, _ in found])}
-        return [self._hit(nodes[node_id], score) for node_id, score in found]
+        return [self._hit(nodes[node_id], score, self_ids) for node_id, score in found]
 
-    def _hit(self, node: Any, score: float) -> Hit:
+    def _hit(self, node: Any, score: float, self_ids: Collection[str] | None = None) -> Hit:
         meta = node.metadata
         return Hit(
             id=node.node_id,
@@ -193,16 +244,32 @@ class DamageIndex:
             area_fraction=meta.get("area_fraction", 0.0),
             description=describe(meta),
             metadata=dict(meta),
+            is_self=bool(self_ids) and meta.get("image_id") in self_ids,
         )
 
-    def get(self, node_ids: list[str]) -> list[Hit]:
-        """Examples by id (similarity 0), in the given order; unknown ids are left out."""
+    def get(self, node_ids: list[str], self_ids: Collection[str] | None = None) -> list[Hit]:
+        """Examples by id (similarity 0), in the given order; unknown ids are left out.
+
+        ``self_ids`` marks hits of the query photo itself, as in :meth:`search`.
+        """
         nodes = {n.node_id: n for n in self.store.get_nodes(node_ids)}
-        return [self._hit(nodes[i], 0.0) for i in node_ids if i in nodes]
+        return [self._hit(nodes[i], 0.0, self_ids) for i in node_ids if i in nodes]
 
     def info(self) -> dict[str, Any]:
         """See :func:`index_info`."""
         return index_info(self.index_dir)
+
+
+def _identity(photo: PhotoSource | QueryPhoto) -> tuple[Path | None, bytes | None]:
+    """What identifies a query photo: its file path, or its encoded bytes (neither for bare pixels)."""
+    source: Any = photo.source if isinstance(photo, QueryPhoto) else photo
+    if isinstance(source, Image.Image):
+        source = getattr(source, "filename", "") or None
+    if isinstance(source, bytes):
+        return None, source
+    if isinstance(source, (str, Path)):
+        return Path(source), None
+    return None, None
 
 
 def index_info(index_dir: str | Path) -> dict[str, Any]:

@@ -35,7 +35,9 @@ class ToolContext:
             None when the question has no photo.
         taxonomy: The label taxonomy (default: the index's own).
         model: Pixel budgets of the images shown to the model.
-        agent: ``k`` (default examples per search) and ``example_kind`` (node kind searched).
+        agent: ``k`` (default examples per search), ``example_kind`` (node kind searched) and
+            ``exclude_query_photo`` (leave out the query photo's own examples when it is one of
+            the indexed photos: :meth:`query_photo_ids`).
         exclude_images: Image ids never returned (the query's own photo, in evaluation).
         exclude_groups: Vehicle groups never returned (the query's own vehicle).
         examples_used: Ids of the examples shown to the model, in order, each once.
@@ -51,8 +53,11 @@ class ToolContext:
     exclude_groups: list[str] = field(default_factory=list)
     examples_used: list[str] = field(default_factory=list)
     calls: list[ToolCallRecord] = field(default_factory=list)
+    _identity: QueryPhoto | PhotoSource | None = field(default=None, init=False, repr=False)
+    _photo_ids: list[str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._identity = self.photo  # as given: a PIL image keeps the file name it was opened from
         if self.photo is not None and not isinstance(self.photo, QueryPhoto):
             self.photo = QueryPhoto(self.photo)
         if self.taxonomy is None:
@@ -91,6 +96,31 @@ class ToolContext:
         """The query photo as sent to the model: downscaled to ``model.query_max_pixels``."""
         return self.require_photo().view(max_pixels=self.model.query_max_pixels)
 
+    def query_photo_ids(self) -> list[str]:
+        """Image ids of the indexed photos that are the query photo itself (same file or same
+        bytes, :meth:`index.search.DamageIndex.image_ids_of`); found once per question."""
+        if self._photo_ids is None:
+            self._photo_ids = self.index.image_ids_of(self._identity) if self._identity is not None else []
+            if self._photo_ids:
+                logger.info("the query photo is in the index as %s%s", ", ".join(self._photo_ids),
+                            "; its examples are excluded" if self.agent.exclude_query_photo else "")
+        return self._photo_ids
+
+    def excluded_images(self) -> list[str]:
+        """The image ids searches leave out: ``exclude_images``, plus the query photo's own
+        (:meth:`query_photo_ids`) when ``agent.exclude_query_photo`` is on."""
+        own = self.query_photo_ids() if self.agent.exclude_query_photo else []
+        return list(dict.fromkeys([*self.exclude_images, *own]))
+
+    def query_photo_data(self) -> dict[str, Any] | None:
+        """For a tool result's ``data``: whether the query photo is one of the indexed photos
+        (``in_index``, its ``image_ids``) and whether their examples were ``excluded``; None
+        without a query photo."""
+        if self._identity is None:
+            return None
+        ids = self.query_photo_ids()
+        return {"in_index": bool(ids), "image_ids": list(ids), "excluded": bool(ids) and self.agent.exclude_query_photo}
+
     # ------------------------------------------------------------------ the record
     def use_examples(self, node_ids: list[str]) -> list[int]:
         """Record examples shown to the model; returns their numbers (1-based, stable per question)."""
@@ -114,4 +144,5 @@ class ToolContext:
             "calls": [c.to_dict() for c in self.calls],
             "exclude_images": list(self.exclude_images),
             "exclude_groups": list(self.exclude_groups),
+            "query_photo": self.query_photo_data(),
         }

@@ -17,15 +17,17 @@ logger = logging.getLogger(__name__)
 
 
 def label_candidates(ctx: ToolContext, label_key: str, kind: str) -> list:
-    """Nodes of ``kind`` showing ``label_key``, minus the excluded photos and vehicles, by id."""
+    """Nodes of ``kind`` showing ``label_key``, minus the excluded photos (the query photo's own
+    included, see :meth:`ToolContext.excluded_images`) and vehicles, by id."""
     from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
     filters = [
         MetadataFilter(key="labels", value=label_key, operator=FilterOperator.CONTAINS),
         MetadataFilter(key="kind", value=kind),
     ]
-    if ctx.exclude_images:
-        filters.append(MetadataFilter(key="image_id", value=list(ctx.exclude_images), operator=FilterOperator.NIN))
+    excluded = ctx.excluded_images()
+    if excluded:
+        filters.append(MetadataFilter(key="image_id", value=excluded, operator=FilterOperator.NIN))
     if ctx.exclude_groups:
         filters.append(MetadataFilter(key="vehicle_group", value=list(ctx.exclude_groups), operator=FilterOperator.NIN))
     nodes = ctx.index.store.get_nodes(filters=MetadataFilters(filters=filters))
@@ -57,10 +59,10 @@ def get_label_examples(ctx: ToolContext, label: str, k: int = 3) -> ToolResult:
     kind = ctx.agent.example_kind
     nodes = label_candidates(ctx, chosen.key, kind)
     data: dict = {"arguments": {"label": chosen.key, "k": k_used}, "kind": kind, "candidates": len(nodes),
-                  "k_clamped": clamped}
+                  "k_clamped": clamped, "query_photo": ctx.query_photo_data()}
     if not nodes:
         data.update(ids=[], hits=[])
-        excluded = " outside the excluded photos" if ctx.exclude_images or ctx.exclude_groups else ""
+        excluded = " outside the excluded photos" if ctx.excluded_images() or ctx.exclude_groups else ""
         return ToolResult(
             text=f"The reference set has no examples of {chosen.key}{excluded}; rely on get_label_definitions for it.",
             data=data,
@@ -72,7 +74,7 @@ def get_label_examples(ctx: ToolContext, label: str, k: int = 3) -> ToolResult:
         for n in nodes
     ]
     picked = select_diverse(candidates, stored_vectors(ctx, ids), k_used)
-    hits = ctx.index.get([ids[i] for i in picked])
+    hits = ctx.index.get([ids[i] for i in picked], self_ids=ctx.query_photo_ids())
     data.update(ids=[h.id for h in hits], hits=[h.to_dict() for h in hits])
     lines, images, legend = present_examples(ctx, hits, with_similarity=False)
     head = (

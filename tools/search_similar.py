@@ -62,7 +62,8 @@ def search_similar_damage(
     vector = ctx.index.embed(image)
     hits = ctx.index.search(
         vector=vector, k=k_used, label=chosen.key if chosen else None, kind=kind,
-        exclude_images=ctx.exclude_images or None, exclude_groups=ctx.exclude_groups or None,
+        exclude_images=ctx.excluded_images() or None, exclude_groups=ctx.exclude_groups or None,
+        self_ids=ctx.query_photo_ids(),
     )
     arguments = {"region": box, "label": chosen.key if chosen else None, "k": k_used}
     data = {
@@ -73,6 +74,7 @@ def search_similar_damage(
         "ids": [h.id for h in hits],
         "scores": [h.similarity for h in hits],
         "hits": [h.to_dict() for h in hits],
+        "query_photo": ctx.query_photo_data(),
     }
     filter_text = f" labelled {chosen.key}" if chosen else ""
     if not hits:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from index.cli.common import add_config_args, config_from_args, index_dir_of, optional_config
 from index.config import DEFAULT_CONFIG
-from index.console import console, print_json, progress_bar
+from index.console import cells, console, flag, print_json, progress_bar
 from index.errors import UserError
 
 
@@ -102,15 +103,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not Path(args.image).is_file():
         raise UserError(f"Query photo {args.image} does not exist.")
     index = DamageIndex.open(index_dir_of(args, config), embedder_model=args.embedder)
-    hits = index.search(args.image, k=args.k, label=args.label, kind=args.kind, zone=args.zone)
+    own = index.image_ids_of(args.image)  # the query photo is itself indexed: mark its hits "self"
+    hits = index.search(args.image, k=args.k, label=args.label, kind=args.kind, zone=args.zone, self_ids=own)
     if args.json:
         print_json([h.to_dict() for h in hits])
         return 0
-    table = Table(title=f"top {args.k} for {args.image}", show_edge=False)
+    table = Table(title=Text(f"top {args.k} for {args.image}"), show_edge=False)
     for column in ("similarity", "kind", "label", "zone", "source photo", "crop"):
         table.add_column(column)
     for hit in hits:
-        table.add_row(f"{hit.similarity:.3f}", hit.kind, hit.label or ",".join(hit.labels) or "-", hit.zone or "-",
-                      Path(hit.source_image).name, hit.crop_path)
+        row = cells(f"{hit.similarity:.3f}", hit.kind, hit.label or ",".join(hit.labels) or "-", hit.zone or "-",
+                    Path(hit.source_image).name, hit.crop_path)
+        if hit.is_self:
+            row[4] = Text.assemble(("(self) ", "bold yellow"), row[4])
+        table.add_row(*row)
     console.print(table)
+    if own:
+        flag("note", "yellow", f"the query photo is in the index ({', '.join(own)}); its own hits are marked (self).")
     return 0

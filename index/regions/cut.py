@@ -41,16 +41,34 @@ def pixel_signature(record: ImageRecord) -> str:
     Reading whole 12 MP files to hash them would cost as much as decoding them; a replaced or
     re-exported photo changes its size, header or tail.
     """
-    digest = hashlib.sha1()
-    with open(record.image_path, "rb") as handle:
+    return file_signature(record.image_path)
+
+
+def file_signature(path: str | Path) -> str:
+    """:func:`pixel_signature` of any file: one open, at most two 64 KiB reads."""
+    with open(path, "rb") as handle:
         handle.seek(0, 2)
         size = handle.tell()
-        digest.update(str(size).encode())
         handle.seek(0)
-        digest.update(handle.read(_SAMPLE))
+        head = handle.read(_SAMPLE)
+        tail = b""
         if size > _SAMPLE:
             handle.seek(max(_SAMPLE, size - _SAMPLE))
-            digest.update(handle.read(_SAMPLE))
+            tail = handle.read(_SAMPLE)
+    return _signature(size, head, tail)
+
+
+def bytes_signature(data: bytes) -> str:
+    """:func:`pixel_signature` of a photo given as encoded bytes (equal to that of its file)."""
+    size = len(data)
+    return _signature(size, data[:_SAMPLE], data[max(_SAMPLE, size - _SAMPLE):] if size > _SAMPLE else b"")
+
+
+def _signature(size: int, head: bytes, tail: bytes) -> str:
+    digest = hashlib.sha1()
+    digest.update(str(size).encode())
+    digest.update(head)
+    digest.update(tail)
     return digest.hexdigest()
 
 

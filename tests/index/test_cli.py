@@ -98,3 +98,25 @@ def test_search_with_a_corrupt_query_photo_is_one_line(tmp_path, synth_dataset, 
     bad.write_bytes(b"not a photo")
     result = run("search", "--out", str(out), "--image", str(bad), check=False)
     assert result.returncode == 2 and "bad.jpg" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_search_marks_the_query_photos_own_hits_self(tmp_path, synth_dataset, tiny_dinov2):
+    from index.build import build_index
+    from index.config import apply_overrides, load_config
+
+    out = tmp_path / "index"
+    config = apply_overrides(load_config(VEHICLE_CONFIG), {"dataset.root": str(synth_dataset), "embedder.model": str(tiny_dinov2)})
+    build_index(config, index_dir=out, limit=3)
+    indexed = sorted(json.loads((out / "manifest.json").read_text())["images"])
+    photo = Path(synth_dataset) / indexed[0]
+    copy = tmp_path / "renamed.jpg"
+    copy.write_bytes(photo.read_bytes())
+    for query in (photo, copy):  # the same file, and the same bytes under another name
+        hits = json.loads(run("search", "--out", str(out), "--image", str(query), "--kind", "image", "-k", "3", "--json").stdout)
+        assert [h["image_id"] for h in hits if h["self"]] == [indexed[0]], query
+        assert hits[0]["self"] is True and not any(h["self"] for h in hits[1:])
+    table = run("search", "--out", str(out), "--image", str(photo), "--kind", "image", "-k", "3").stderr
+    assert "(self)" in table and "the query photo is in the index" in table
+    outside = next(p for p in sorted(Path(synth_dataset).glob("*.jpg")) if p.relative_to(synth_dataset).as_posix() not in indexed)
+    hits = json.loads(run("search", "--out", str(out), "--image", str(outside), "--kind", "image", "--json").stdout)
+    assert hits and not any(h["self"] for h in hits)
