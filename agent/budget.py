@@ -120,9 +120,11 @@ class RequestBudget:
         return True
 
     def learn_context(self, limit: int, server_tokens: int | None, our_tokens: int) -> bool:
-        """The server's context is ``limit`` tokens and it counted ``server_tokens`` for a
-        request we estimated at ``our_tokens``; True when the budget tightened."""
+        """The server's context is ``limit`` tokens and it counted ``server_tokens`` (None: more
+        than ``limit``) for a request we estimated at ``our_tokens``; True when the budget tightened."""
         allowed = max(limit - self.reply_tokens, limit // 2)
+        if not server_tokens:  # the server only says "more than the limit": a lower bound of its count
+            server_tokens = limit + 1
         changed = self.max_tokens is None or allowed < self.max_tokens
         if server_tokens and our_tokens and server_tokens > our_tokens * self.scale:
             self.scale = server_tokens / our_tokens

@@ -40,12 +40,16 @@ ENDPOINT_WIDE = {Problem.UNREACHABLE, Problem.AUTH, Problem.UNKNOWN_MODEL}
 RETRYABLE = {Problem.RATE_LIMIT, Problem.SERVER, Problem.MALFORMED, Problem.UNREACHABLE, Problem.TIMEOUT}
 
 _IMAGE_LIMIT = re.compile(r"At most (\d+) image\(s\) may be provided", re.IGNORECASE)
+# vLLM 0.33's words (renderers/params.py, serve/utils/api_utils.py, v1/engine/input_processor.py).
 _CONTEXT_LIMIT = [
     re.compile(r"maximum context length is (\d+) tokens", re.IGNORECASE),
+    re.compile(r"maximum context length \((\d+)\)", re.IGNORECASE),
     re.compile(r"maximum model length of (\d+)", re.IGNORECASE),
 ]
+# The prompt size the server counted; "contains at least N" is a truncated count, not the size.
 _PROMPT_TOKENS = [
     re.compile(r"your prompt contains (\d+) input tokens", re.IGNORECASE),
+    re.compile(r"Input length \((\d+)\)", re.IGNORECASE),
     re.compile(r"decoder prompt \(length (\d+)\)", re.IGNORECASE),
 ]
 _SCHEMA_WORDS = re.compile(r"response_format|json_schema|json schema|grammar|guided|structured output|xgrammar",

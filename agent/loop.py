@@ -81,8 +81,8 @@ class QueryRun:
                                                    request_tokens(fitted.messages, tools))
                 if not learned:
                     raise
-                self._protocol(f"the server's limit: {answer.message} Re-sending within it "
-                               f"(images {budget.max_images or 'any'}, tokens {budget.max_tokens or 'any'}).")
+                self._protocol(f"learned the server's limit ({answer.message}); composing requests within "
+                               f"{budget.max_images or 'any'} image(s) and about {budget.max_tokens or 'any'} tokens")
         else:
             raise ModelEndpointError(f"The model endpoint {self.cfg.model.api_base} kept refusing requests composed "
                                      "within the limits it stated; set model.max_images / model.max_context_tokens.")

@@ -47,7 +47,7 @@ def stored_vectors(ctx: ToolContext, node_ids: list[str]) -> np.ndarray | None:
 def get_label_examples(ctx: ToolContext, label: str, k: int = 3) -> ToolResult:
     """Show typical reference examples of one damage type, chosen to differ from each other (other photos, zones and sizes).
 
-    Use it to see what a label looks like in this dataset, or to compare two labels you hesitate between (call it once per label). The images, with the damage outlined in colour, follow in the next user message.
+    Use it to see what a label looks like in this dataset, or to compare two labels you hesitate between (call it once per label). The images, with the damage outlined in colour, are shown after the tool results, each under its caption.
 
     Args:
         label (string): the damage type as key, name, id or synonym in English or Spanish, e.g. "dent", "large_scratch" or "abolladura".
@@ -79,7 +79,7 @@ def get_label_examples(ctx: ToolContext, label: str, k: int = 3) -> ToolResult:
     lines, images, legend = present_examples(ctx, hits, with_similarity=False)
     head = (
         f"{len(hits)} of the {len(nodes)} examples of {chosen.key} ({chosen.name}) in the reference set, "
-        "the most typical first, then the most different from it. Their images follow in the next user "
-        f"message. {legend}"
+        "the most typical first, then the most different from it. Their images are shown after the tool "
+        f"results, each under its caption. {legend}"
     )
     return ToolResult(text="\n".join([head.strip(), *lines]), images=images, data=data)

@@ -26,7 +26,7 @@ def search_similar_damage(
 ) -> ToolResult:
     """Find labelled reference examples that look like the query photo or a part of it.
 
-    Use it before naming a damage type: compare the suspect area with real annotated cases. Each example comes back as a line (id, label, similarity 0-1 where higher is closer, zone, size); its image, with the annotated damage outlined in colour, follows in the next user message.
+    Use it before naming a damage type: compare the suspect area with real annotated cases. Each example comes back as a line (id, label, similarity 0-1 where higher is closer, zone, size); its image, with the annotated damage outlined in colour, is shown after the tool results, under the same caption.
 
     Args:
         region (list of 4 ints, optional): box [x1, y1, x2, y2] around the suspect area in 0-1000 coordinates of the photo you were shown (as bbox_2d), e.g. [420, 310, 640, 520]. Omit to compare the whole photo with whole reference photos.
@@ -84,7 +84,7 @@ def search_similar_damage(
     head = (
         f"{len(hits)} examples{filter_text} most similar to {target}, best first"
         + (f" (k was limited to {k_used})" if clamped else "")
-        + ". Their images follow in the next user message. "
+        + ". Their images are shown after the tool results, each under its caption. "
         + legend
     )
     return ToolResult(text="\n".join([head.strip(), *lines]), images=images, data=data)

@@ -29,7 +29,7 @@ def zoom_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
 def zoom(ctx: ToolContext, region: list[int]) -> ToolResult:
     """Look closer at part of the query photo: returns a high-resolution crop of the box.
 
-    Use it when a detail is too small to judge in the photo you were shown (fine scratches, cracks, gaps between panels). The crop follows in the next user message. Boxes in later calls still refer to the whole photo, not to this crop.
+    Use it when a detail is too small to judge in the photo you were shown (fine scratches, cracks, gaps between panels). The crop is shown after the tool results. Boxes in later calls still refer to the whole photo, not to this crop.
 
     Args:
         region (list of 4 ints): box [x1, y1, x2, y2] in 0-1000 coordinates of the photo you were shown, e.g. [100, 450, 380, 700].
@@ -48,7 +48,7 @@ def zoom(ctx: ToolContext, region: list[int]) -> ToolResult:
         f"Zoom into region {shown_box} of the query photo: pixels ({x0}, {y0})-({x1}, {y1}) of the "
         f"{photo.width}x{photo.height} original, shown at {out[0]}x{out[1]} (scale {scale:.2f} of original "
         f"pixels, {scale / shown_scale:.1f}x the detail of the photo you were shown). "
-        "The crop follows in the next user message."
+        "The crop is shown after the tool results."
     )
     caption = f"Zoom · region {shown_box} · pixels ({x0}, {y0})-({x1}, {y1}) · scale {scale:.2f}"
     return ToolResult(

@@ -59,7 +59,8 @@ def test_token_limit_learned_from_the_server_message_with_its_count():
     fitted = budget.fit(messages, keep={id(photo)}, current=1)
     assert fitted.tokens <= budget.max_tokens and fitted.messages[1].blocks[0] is photo
     assert 0 < len(fitted.omitted) < 6  # some examples went, the newest stayed
-    assert not budget.learn_context(4096, server_tokens=None, our_tokens=ours)  # a looser limit is no news
+    assert not budget.learn_context(4096, server_tokens=ours * 2, our_tokens=ours)  # a looser limit is no news
+    assert budget.learn_context(3000, server_tokens=None, our_tokens=ours // 2)  # "more than 3000" for a small one
 
 
 def test_earlier_conversation_goes_as_a_whole_when_images_are_not_enough():

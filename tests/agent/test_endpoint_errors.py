@@ -9,6 +9,10 @@ from agent.endpoint_errors import Problem, classify, mask_secrets
 IMAGES = "At most 16 image(s) may be provided in one prompt. (parameter=image)"
 CONTEXT = ("This model's maximum context length is 32768 tokens. However, your prompt contains 40000 input tokens, "
            "which is more than the maximum allowed. (parameter=input_tokens, value=40000)")
+AT_LEAST = ("This model's maximum context length is 32768 tokens. However, your prompt contains at least 32769 "
+            "input tokens, which exceeds this limit even without any output tokens. Please reduce the length of the "
+            "input prompt. (parameter=input_tokens, value=32769)")
+INPUT_LENGTH = "Input length (40000) exceeds model's maximum context length (32768)."
 DECODER = ("The decoder prompt (length 40000) is longer than the maximum model length of 32768. Make sure that "
            "`max_model_len` is no smaller than the number of text tokens plus multimodal tokens.")
 
@@ -20,6 +24,8 @@ DECODER = ("The decoder prompt (length 40000) is longer than the maximum model l
     (400, IMAGES, Problem.IMAGE_LIMIT),
     (400, CONTEXT, Problem.CONTEXT_LIMIT),
     (400, DECODER, Problem.CONTEXT_LIMIT),
+    (400, AT_LEAST, Problem.CONTEXT_LIMIT),
+    (400, INPUT_LENGTH, Problem.CONTEXT_LIMIT),
     (404, "The model `qwen-7b` does not exist.", Problem.UNKNOWN_MODEL),
     (401, "Unauthorized", Problem.AUTH),
     (429, "Too many requests", Problem.RATE_LIMIT),
@@ -35,6 +41,9 @@ def test_limits_are_read_from_the_message():
     assert classify(400, IMAGES).limit == 16
     context = classify(400, CONTEXT)
     assert (context.limit, context.prompt_tokens) == (32768, 40000)
+    at_least = classify(400, AT_LEAST)  # vLLM 0.33 truncates the count: no prompt size to learn from it
+    assert (at_least.limit, at_least.prompt_tokens) == (32768, None)
+    assert (classify(400, INPUT_LENGTH).limit, classify(400, INPUT_LENGTH).prompt_tokens) == (32768, 40000)
     decoder = classify(400, DECODER)
     assert (decoder.limit, decoder.prompt_tokens) == (32768, 40000)
     assert classify(429, "slow down", retry_after_s=2.0).retry_after_s == 2.0

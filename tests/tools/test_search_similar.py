@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.tools.helpers import region_nodes
-from tools import QueryPhoto, run_tool, search_similar_damage
+from tools import QueryPhoto, ToolContext, run_tool, search_similar_damage
 
 
 def to_qwen(box, width, height) -> list[float]:
@@ -16,11 +16,12 @@ def to_qwen(box, width, height) -> list[float]:
     return [x0 / width * 1000, y0 / height * 1000, x1 / width * 1000, y1 / height * 1000]
 
 
-def test_search_region_queries_the_same_crop_the_index_stored(make_ctx, tools_index, synth_dataset):
+def test_search_region_queries_the_same_crop_the_index_stored(tools_index, tools_config, synth_dataset):
     node = region_nodes(tools_index)[0]
     meta = node.metadata
     photo = synth_dataset / meta["image_id"]
-    ctx = make_ctx(photo)
+    agent = tools_config.agent.model_copy(update={"exclude_query_photo": False})  # the photo is indexed
+    ctx = ToolContext(index=tools_index, photo=photo, model=tools_config.model, agent=agent)
     region = to_qwen(meta["bbox"], meta["image_width"], meta["image_height"])
     result = search_similar_damage(ctx, region=region, k=3)
     assert not result.error, result.text
@@ -39,7 +40,7 @@ def test_search_result_text_and_images(make_ctx, tools_photos, tools_config):
     result = run_tool(ctx, "search_similar_damage", {"region": [300, 300, 700, 700], "k": 2})
     assert not result.error and len(result.images) == 2 and len(result.data["ids"]) == 2
     lines = result.text.splitlines()
-    assert "next user message" in lines[0]
+    assert "shown after the tool results" in lines[0]
     for n, (line, hit_id, shown) in enumerate(zip(lines[1:], result.data["ids"], result.images, strict=True), 1):
         assert line.startswith(f"Example {n} · id {hit_id}") and "similarity" in line and "zone" in line
         assert "% of photo" in line
@@ -94,7 +95,8 @@ def test_label_filter_is_exact_and_accepts_synonyms(make_ctx, tools_photos, labe
     assert result.data["arguments"]["label"] == key
     assert result.data["hits"], "every label has examples in the synthetic set"
     assert all(key in h["labels"] and h["kind"] == "region" for h in result.data["hits"])
-    expected = sum(1 for n in ctx.index.store.get_nodes() if n.metadata["kind"] == "region" and key in n.metadata["labels"])
+    expected = sum(1 for n in ctx.index.store.get_nodes() if n.metadata["kind"] == "region" and key in n.metadata["labels"]
+                   and n.metadata["image_id"] not in ctx.query_photo_ids())  # the query photo's own are excluded
     assert len(result.data["hits"]) == min(10, expected)
 
 
