@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.datasets",
     "tests.fixtures.embedders",
     "tests.fixtures.models",
+    "tests.fixtures.indexes",
     "tests.fixtures.tools",
     "tests.fixtures.vector_store",
 ]

@@ -15,9 +15,7 @@ import yaml
 
 from agent.testing import FakeOpenAIServer, Reply
 from agent.trace import list_traces
-from index.build import build_index
 from index.config import apply_overrides, load_config
-from tests.fixtures.datasets import with_root
 from tests.fixtures.paths import REPO, VEHICLE_CONFIG
 
 ANSWER = {"damage_detected": True, "answer": "Sí, un arañazo.", "examples_used": [],
@@ -25,12 +23,9 @@ ANSWER = {"damage_detected": True, "answer": "Sí, un arañazo.", "examples_used
                         "bbox_2d": [100, 100, 300, 300], "evidence": "light line"}]}
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, synth_dataset, tiny_dinov2):
-    config = with_root(load_config(VEHICLE_CONFIG), synth_dataset, **{"embedder.model": str(tiny_dinov2)})
-    out = tmp_path_factory.mktemp("endpoint") / "index"
-    build_index(config, index_dir=out)
-    return out
+@pytest.fixture
+def index_dir(synth_index_dir):
+    return synth_index_dir
 
 
 @pytest.fixture

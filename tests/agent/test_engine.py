@@ -14,9 +14,7 @@ from agent.engine import DamageQueryEngine
 from agent.llm import ModelEndpointError
 from agent.testing import FakeOpenAIServer, Reply
 from agent.trace import list_traces, load_trace
-from index.build import build_index
 from index.config import apply_overrides
-from tests.fixtures.datasets import with_root
 from tests.fixtures.paths import REPO, VEHICLE_CONFIG
 
 ANSWER = {
@@ -28,14 +26,9 @@ ANSWER = {
 }
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, synth_dataset, tiny_dinov2):
-    from index.config import load_config
-
-    config = with_root(load_config(VEHICLE_CONFIG), synth_dataset, **{"embedder.model": str(tiny_dinov2)})
-    out = tmp_path_factory.mktemp("agent") / "index"
-    build_index(config, index_dir=out)
-    return out
+@pytest.fixture
+def index_dir(synth_index_dir):
+    return synth_index_dir
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ import subprocess
 import sys
 
 from agent.testing import FakeOpenAIServer, Reply
-from index.build import build_index
-from tests.fixtures.datasets import with_root
 from tests.fixtures.paths import REPO
 
 ANSWER = {"damage_detected": False, "findings": [], "answer": "No damage.", "examples_used": []}
@@ -33,14 +31,12 @@ print(sum(r.valid and len(r.examples_used) == 3 for r in reports))
 """
 
 
-def test_eight_threads_on_a_fresh_engine_all_succeed(vehicle_config, synth_dataset, tiny_dinov2, tmp_path):
-    config = with_root(vehicle_config, synth_dataset, **{"embedder.model": str(tiny_dinov2)})
-    build_index(config, index_dir=tmp_path / "index")
+def test_eight_threads_on_a_fresh_engine_all_succeed(synth_index_dir, synth_dataset, tmp_path):
     with FakeOpenAIServer() as server:
         server.responder = lambda body: Reply.json(ANSWER)
         done = subprocess.run(
             [sys.executable, "-c", SCRIPT, str(REPO / "configs" / "vehicle_damage.yaml"), server.base_url,
-             str(tmp_path / "index"), str(tmp_path / "traces"), str(synth_dataset)],
+             str(synth_index_dir), str(tmp_path / "traces"), str(synth_dataset)],
             capture_output=True, text=True, timeout=300, cwd=REPO,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-3000:]
