@@ -146,8 +146,10 @@ class RequestBudget:
         """
         from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
 
-        tokens = self._tokens(messages, tools)
         images = _count_images(messages)
+        if self.max_images is None and self.max_tokens is None:  # no limit known: nothing to count
+            return Fitted(list(messages), images, 0)
+        tokens = self._tokens(messages, tools)
         if self._fits(images, tokens):
             return Fitted(list(messages), images, tokens)
         out = [m.model_copy(update={"blocks": list(m.blocks)}) for m in messages]

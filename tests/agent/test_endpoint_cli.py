@@ -195,3 +195,49 @@ def test_a_thinking_model_and_brackets_in_its_answer(tmp_path, photo, index_dir)
         assert len(server.chat_requests) == 1  # no repair request
     assert result.returncode == 0, result.stderr
     assert "Hay un arañazo [/] en la puerta." in result.stdout
+
+
+def test_a_box_slightly_outside_is_repaired_without_a_new_request(tmp_path, photo, index_dir):
+    finding = {**ANSWER["findings"][0], "bbox_2d": [1003, 10, 20, 5], "confidence": "94 %"}
+    with FakeOpenAIServer() as server:
+        server.script(Reply.json({**ANSWER, "findings": [finding]}))
+        result = ask(write_config(tmp_path, server), photo, index_dir, "--mode", "zero-shot", "--json")
+        assert len(server.chat_requests) == 1
+    report = json.loads(result.stdout)
+    assert report["valid"] and report["findings"][0]["bbox_2d"] == [20, 5, 1000, 10]
+    assert report["findings"][0]["confidence"] == 0.94 and len(report["repairs"]) == 2
+
+
+def test_a_photo_of_the_index_is_never_its_own_example(tmp_path, photo, index_dir):
+    with FakeOpenAIServer() as server:
+        server.script(Reply.json(ANSWER))
+        result = ask(write_config(tmp_path, server), photo, index_dir, "--mode", "rag", "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in next((tmp_path / "traces").glob("*.jsonl")).read_text().splitlines()]
+    call = next(e for e in events if e["type"] == "tool_call")
+    assert call["result"]["query_photo"]["in_index"] and call["result"]["query_photo"]["excluded"]
+    own = set(call["result"]["query_photo"]["image_ids"])
+    assert own and not any(hit["image_id"] in own for hit in call["result"]["hits"])
+
+
+def test_hermes_turns_say_where_the_images_are_and_keep_text_parts_apart(tmp_path, photo, index_dir):
+    with FakeOpenAIServer.like_vllm(["qwen"]) as server:
+        server.reject_auto_tool_choice()
+        server.script(Reply.text('<tool_call>\n{"name": "search_similar_damage", "arguments": {"k": 2}}\n</tool_call>'),
+                      Reply.json(ANSWER))
+        result = ask(write_config(tmp_path, server), photo, index_dir, "--mode", "agentic", "--json")
+        assert result.returncode == 0, result.stderr
+        last = server.chat_requests[-1].body["messages"]
+    turn = next(m for m in reversed(last) if m["role"] == "user" and isinstance(m["content"], list))
+    texts = [part["text"] for part in turn["content"] if part["type"] == "text"]
+    assert "<tool_response>" in texts[0] and "shown after the tool results" in texts[0]
+    assert all(text.endswith("\n") for text in texts) and sum(p["type"] == "image_url" for p in turn["content"]) == 2
+
+
+def test_an_invalid_agentic_answer_is_asked_again_under_the_schema(tmp_path, photo, index_dir):
+    with FakeOpenAIServer() as server:
+        server.script(Reply.text("Looks like a scratch to me."), Reply.json(ANSWER))
+        result = ask(write_config(tmp_path, server), photo, index_dir, "--mode", "agentic", "--json")
+        bodies = [r.body for r in server.chat_requests]
+    assert result.returncode == 0 and json.loads(result.stdout)["valid"]
+    assert "response_format" not in bodies[0] and bodies[1]["response_format"]["type"] == "json_schema"
