@@ -117,17 +117,17 @@ def error_line(exc: BaseException) -> str:
     return f"[red]error:[/] {escape(str(exc))}"
 
 
-def command_parser(prog: str, description: str, commands: list[Any]) -> argparse.ArgumentParser:
-    """The parser of a command line whose sub-commands come from ``commands``.
+def command_parser(prog: str, description: str, registrars: list[Callable[[Any], None]]) -> argparse.ArgumentParser:
+    """The parser of a command line whose sub-commands come from ``registrars``.
 
-    Each item (a command module) has ``register(sub)``, adding its sub-commands to ``sub``
-    with ``set_defaults(func=...)``; ``-v`` / ``-vv`` are common to all.
+    Each registrar adds its sub-commands to the sub-parsers it is given, with
+    ``set_defaults(func=...)``; ``-v`` / ``-vv`` are common to all.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in commands:
-        command.register(sub)
+    for register in registrars:
+        register(sub)
     return parser
 
 

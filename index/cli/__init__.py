@@ -16,7 +16,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m index``."""
-    return command_parser("python -m index", "Offline side: inspect a labelled dataset, build and search its vector index.", [dataset, vectors, bench, evaluation])
+    return command_parser("python -m index", "Offline side: inspect a labelled dataset, build and search its vector index.", [m.register for m in (dataset, vectors, bench, evaluation)])
 
 
 def main(argv: list[str] | None = None) -> int:
