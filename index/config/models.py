@@ -124,6 +124,18 @@ class DatasetConfig(_Strict):
         description="Decode every image while reading, to find corrupt files up front "
         "(slow on 12 MP photos; the build finds them anyway).",
     )
+    max_image_pixels: int = Field(
+        default=100_000_000,
+        gt=0,
+        description="Images whose header declares more pixels than this are skipped "
+        "(too_many_pixels) and never decoded; 100 MP is above any camera photo, and it bounds "
+        "what one decoding worker holds in memory.",
+    )
+    allow_outside_root: bool = Field(
+        default=False,
+        description="Index images that an annotation names outside `root` (a '../' or an "
+        "absolute path). Off: they are skipped as outside_dataset.",
+    )
 
 
 class RegionStrategy(_Strict):

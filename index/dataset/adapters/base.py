@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,7 +66,45 @@ def load_adapter(config: DatasetConfig) -> DatasetAdapter:
     return adapter_cls(config)
 
 
+def printable_path(path: Path | str) -> str:
+    """``path`` as text that can be printed and written as JSON.
+
+    A name that is not valid UTF-8 (a Latin-1 name from an old zip, say) reaches Python with
+    surrogate escapes, which no UTF-8 writer accepts; its undecodable bytes are shown as ``\\xNN``.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def has_readable_name(path: Path) -> bool:
+    """Whether ``path`` is valid UTF-8 text (it can be stored in the index and shown)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def list_files(root: Path, suffixes: list[str]) -> tuple[list[Path], list[Issue]]:
+    """Regular files under ``root`` (recursive, sorted) whose suffix is one of ``suffixes``.
+
+    Only regular files count: a named pipe or a device called ``x.json`` would block a read.
+    Files whose names are not valid UTF-8 are returned as ``undecodable_name`` issues instead,
+    before anything reads them.
+    """
+    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in suffixes}
+    found, issues = [], []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in wanted or not path.is_file():
+            continue
+        if has_readable_name(path):
+            found.append(path)
+        else:
+            shown = printable_path(path)
+            issues.append(Issue(shown, "undecodable_name", f"{shown}: the file name is not valid UTF-8; "
+                                "rename it (e.g. `convmv -f latin1 -t utf8`) to index it."))
+    return found, issues
+
+
 def list_images(root: Path, extensions: list[str]) -> list[Path]:
-    """All image files under ``root`` (recursive), sorted, matched by extension."""
-    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in wanted and p.is_file())
+    """All image files under ``root`` with a readable name (see :func:`list_files`)."""
+    return list_files(root, extensions)[0]
