@@ -9,6 +9,7 @@ attributes parsed from names, and photos grouped by vehicle.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -19,15 +20,17 @@ from typing import Any
 
 from index.config import DatasetConfig, DomainConfig
 from index.dataset.adapters import load_adapter
-from index.dataset.records import ImageRecord, Issue, RawImage, RawShape, Region
+from index.dataset.adapters.base import inside_folder
+from index.dataset.records import ImageRecord, Issue, RawImage, RawShape, Region, shorten
 from index.imaging import geometry
-from index.imaging.decode import ImageReadError, decode_image, read_header
+from index.imaging.decode import ImageReadError, ImageTooLargeError, decode_image, read_header
 from index.taxonomy import LabelTaxonomy
 
 logger = logging.getLogger(__name__)
 
 _AREA_SHAPES = {"polygon", "rectangle", "circle", "mask", "bbox"}
 _LINE_SHAPES = {"line", "linestrip", "point", "points"}
+_FARTHEST = 1e9  # pixels: a coordinate beyond this is corrupt, not an annotation
 
 
 @dataclass
@@ -96,17 +99,30 @@ def check_image(
     embedded = raw.image_path is None
     pixel_file = raw.annotation_path if embedded else raw.image_path
     assert pixel_file is not None
+    if not dataset.allow_outside_root and not inside_folder(pixel_file, root):
+        scan.skipped.append(Issue(ann, "outside_dataset", f"{raw.annotation_path.name} names image '{shorten(raw.image_ref)}', "
+                                  f"which is outside the dataset folder {root}; skipped (dataset.allow_outside_root)."))
+        return None
     shown = pixel_file.name if not embedded else f"{raw.annotation_path.name} (embedded imageData)"
     try:
         header = read_header(raw.embedded_image if embedded else pixel_file, name=shown)
+        if header.width * header.height > dataset.max_image_pixels:
+            raise ImageTooLargeError(f"{shown} is {header.width}x{header.height}")
         if header.truncated:
             scan.skipped.append(Issue(str(pixel_file), "truncated_image", f"{shown} is truncated (no end-of-image marker)."))
             return None
         if dataset.verify_pixels:
-            decode_image(pixel_file, embedded=embedded)
+            decode_image(pixel_file, embedded=embedded, max_pixels=dataset.max_image_pixels)
+    except ImageTooLargeError as exc:
+        scan.skipped.append(Issue(str(pixel_file), "too_many_pixels", f"{exc}, more than dataset.max_image_pixels "
+                                  f"({dataset.max_image_pixels / 1e6:g} MP); skipped without decoding."))
+        return None
     except ImageReadError as exc:
         scan.skipped.append(Issue(str(pixel_file), "corrupt_image", f"{exc}."))
         return None
+    if "_declared_size_error" in raw.attributes:
+        scan.repaired.append(Issue(ann, "malformed_size", f"{raw.annotation_path.name}: {raw.attributes['_declared_size_error']}; "
+                                   f"the image's own size ({header.width}x{header.height}) used."))
     frame = _resolve_frame(raw, header, shown, scan)
     if frame is None:
         return None
@@ -173,13 +189,17 @@ def _check_shape(
     shape: RawShape, index: int, ann_path: Path, width: int, height: int, scale: float,
     dataset: DatasetConfig, taxonomy: LabelTaxonomy, scan: DatasetScan,
 ) -> Region | None:
-    file, where = str(ann_path), f"{ann_path.name} shape {index} (label '{shape.label}')"
+    file, where = str(ann_path), f"{ann_path.name} shape {index} (label '{shorten(shape.label, 60)}')"
     if "_error" in shape.attributes:
         scan.skipped.append(Issue(file, "malformed_shape", f"{where} has {shape.attributes['_error']}."))
         return None
     label = taxonomy.by_id(shape.label) or taxonomy.find(shape.label)
     if label is None:
         scan.skipped.append(Issue(file, "unknown_label", f"{where}: label not in the taxonomy ({', '.join(taxonomy.label_keys())})."))
+        return None
+    if not all(math.isfinite(v) and abs(v) <= _FARTHEST for point in shape.points for v in point):
+        scan.skipped.append(Issue(file, "malformed_shape", f"{where} has a coordinate that is not a finite number "
+                                  "of pixels (NaN, infinity or beyond 1e9)."))
         return None
     points = [(x * scale, y * scale) for x, y in shape.points]
     kind = shape.shape_type

@@ -90,6 +90,12 @@ class ImageRecord:
         return list(dict.fromkeys(r.label_key for r in self.regions))
 
 
+def shorten(text: object, limit: int = 120) -> str:
+    """User data quoted in a message, cut to ``limit`` characters (a 5,000-character path stays readable)."""
+    value = str(text)
+    return value if len(value) <= limit else f"{value[: limit // 2]}…{value[-(limit // 2):]} ({len(value)} characters)"
+
+
 def issue_list(issues: list[Issue]) -> list[dict[str, str]]:
     """Issues as JSON-ready mappings."""
     return [issue.to_dict() for issue in issues]

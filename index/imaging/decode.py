@@ -11,6 +11,8 @@ import base64
 import io
 import json
 import logging
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +26,16 @@ logger = logging.getLogger(__name__)
 EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
 Image.MAX_IMAGE_PIXELS = 250_000_000  # 12 MP photos are normal; keep Pillow's bomb guard above that
+# Callers check sizes themselves (dataset.max_image_pixels); Pillow's warning would only be noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class ImageReadError(DamageRagError):
     """An image that cannot be read; the message names the file and the cause."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image whose header declares more pixels than the caller allows (never decoded)."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,16 @@ def read_header(source: Path | bytes, name: str | None = None) -> ImageHeader:
             )
     except FileNotFoundError:
         raise ImageReadError(f"{label}: file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{label} declares {_declared_pixels(exc)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{label}: not a readable image ({exc})") from None
+
+
+def _declared_pixels(exc: Exception) -> str:
+    """The pixel count in Pillow's bomb message, as people read it ("1600 MP")."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)) / 1e6:g} MP" if found else f"more than {Image.MAX_IMAGE_PIXELS * 2 / 1e6:g} MP"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -146,6 +162,7 @@ def decode_image(
     exif_transpose: bool = True,
     min_scale: float = 1.0,
     name: str | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[Image.Image, float]:
     """Decode an image to RGB, using reduced-scale JPEG decoding when allowed.
 
@@ -160,12 +177,14 @@ def decode_image(
             decoded at 1/2, 1/4 or 1/8 scale when that stays at or above it (DCT scaling,
             several times faster than a full decode).
         name: How to name the image in error messages (default: the path).
+        max_pixels: Refuse, before decoding, an image whose header declares more pixels.
 
     Returns:
         The RGB image and the scale factor of its pixels relative to the full-size image
         (1.0, 0.5, 0.25 or 0.125).
 
     Raises:
+        ImageTooLargeError: If the image declares more than ``max_pixels`` (or Pillow's guard).
         ImageReadError: If the file is missing, corrupt or truncated.
     """
     if isinstance(source, bytes):
@@ -177,6 +196,9 @@ def decode_image(
         # Not a `with` block: closing would drop the decoded pixels we return. Pillow closes
         # the file itself once a single-frame image is loaded.
         img = Image.open(handle)
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            img.close()
+            raise ImageTooLargeError(f"{label} is {img.width}x{img.height}, more than {max_pixels / 1e6:g} MP")
         full_width = img.width
         if min_scale < 1.0 and img.format == "JPEG":
             img.draft("RGB", (max(1, int(img.width * min_scale)), max(1, int(img.height * min_scale))))
@@ -187,5 +209,7 @@ def decode_image(
         return to_rgb(img), scale
     except FileNotFoundError:
         raise ImageReadError(f"{label}: file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{label} declares {_declared_pixels(exc)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{label}: cannot decode ({exc})") from None

@@ -75,6 +75,16 @@ def printable_path(path: Path | str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def inside_folder(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies inside ``root``, by normalised absolute paths.
+
+    ``..`` and absolute paths written in an annotation are judged by where they point;
+    symlinks the user placed inside the folder are followed as placed.
+    """
+    target, folder = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def has_readable_name(path: Path) -> bool:
     """Whether ``path`` is valid UTF-8 text (it can be stored in the index and shown)."""
     try:

@@ -12,13 +12,14 @@ import base64
 import binascii
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from index.config import DatasetConfig
-from index.dataset.adapters.base import list_images
-from index.dataset.records import Issue, RawImage, RawShape
+from index.dataset.adapters.base import inside_folder, list_files
+from index.dataset.records import Issue, RawImage, RawShape, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ class LabelMeAdapter:
     def __init__(self, config: DatasetConfig) -> None:
         self.root = Path(config.root)
         self.extensions = config.image_extensions
-        self._jsons = sorted(self.root.rglob("*.json"))
-        self._images = list_images(self.root, self.extensions)
+        self._jsons, self._unreadable = list_files(self.root, [".json"])
+        self._images, unreadable_images = list_files(self.root, self.extensions)
+        self._unreadable += unreadable_images
 
     def count(self) -> int:
         """Number of annotation files to read."""
@@ -45,6 +47,7 @@ class LabelMeAdapter:
         for image in self._images:
             by_name.setdefault(image.name.casefold(), []).append(image)
         claimed: dict[Path, Path] = {}
+        yield from self._unreadable
         for json_path in self._jsons:
             if progress:
                 progress(1)
@@ -77,7 +80,13 @@ class LabelMeAdapter:
             return Issue(
                 str(json_path), "not_labelme", f"{json_path.name} has no 'shapes'/'imagePath': not LabelMe."
             )
-        image_ref = str(data.get("imagePath") or "")
+        if not isinstance(data["shapes"], list):
+            return Issue(str(json_path), "malformed_annotation",
+                         f"{json_path.name}: 'shapes' is {_kind(data['shapes'])}, not a list of shapes.")
+        image_ref = data.get("imagePath") or ""
+        if not isinstance(image_ref, str):
+            return Issue(str(json_path), "malformed_annotation",
+                         f"{json_path.name}: 'imagePath' is {_kind(image_ref)}, not a file name.")
         image_path = self._find_image(json_path, image_ref, by_name)
         embedded = None
         if data.get("imageData"):
@@ -89,14 +98,13 @@ class LabelMeAdapter:
             return Issue(
                 str(json_path),
                 "missing_image",
-                f"{json_path.name} names image '{image_ref}', which is not in the dataset folder.",
+                f"{json_path.name} names image '{shorten(image_ref)}', which is not in the dataset folder.",
             )
-        declared = None
-        if data.get("imageWidth") and data.get("imageHeight"):
-            declared = (int(data["imageWidth"]), int(data["imageHeight"]))
+        declared = _declared_size(data.get("imageWidth"), data.get("imageHeight"))
         shapes: list[RawShape] = []
-        for raw in data.get("shapes") or []:
+        for raw in data["shapes"]:
             if not isinstance(raw, dict):
+                shapes.append(RawShape("", "polygon", [], {"_error": f"{_kind(raw)} where a shape should be"}))
                 continue
             attributes = {
                 k: v for k, v in raw.items() if k not in _SHAPE_KEYS and v not in (None, {}, "")
@@ -113,6 +121,10 @@ class LabelMeAdapter:
                 )
             )
         attributes: dict[str, Any] = {k: v for k, v in data.items() if k not in _STANDARD_KEYS}
+        if declared is None and (data.get("imageWidth") is not None or data.get("imageHeight") is not None):
+            attributes["_declared_size_error"] = (
+                f"imageWidth {data.get('imageWidth')!r:.40} / imageHeight {data.get('imageHeight')!r:.40} "
+                "are not positive whole numbers")
         flags = data.get("flags") or {}
         if isinstance(flags, dict) and any(flags.values()):
             attributes["flags"] = sorted(k for k, v in flags.items() if v)
@@ -127,25 +139,65 @@ class LabelMeAdapter:
         )
 
     def _find_image(self, json_path: Path, image_ref: str, by_name: dict[str, list[Path]]) -> Path | None:
+        """The image ``image_ref`` names: beside the JSON, else by file name among the dataset's images.
+
+        A reference that exists but lies outside the dataset folder (an absolute path from the
+        annotator's machine, a ``../``) loses to a same-named image inside it; failing that it is
+        returned, and ingestion decides (``dataset.allow_outside_root``).
+        """
         if not image_ref:
             return None
         candidate = json_path.parent / image_ref
-        if candidate.is_file():
+        try:
+            exists = candidate.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, or a NUL byte
+            exists = False
+        if exists and inside_folder(candidate, self.root):
             return candidate
         name = PureWindowsPath(image_ref).name if "\\" in image_ref else Path(image_ref).name
         matches = by_name.get(name.casefold(), [])
         if len(matches) > 1:
             near = [m for m in matches if m.parent == json_path.parent]
             matches = near or matches
-        return matches[0] if matches else None
+        if matches:
+            return matches[0]
+        return candidate if exists else None
 
 
 def _points(raw: Any) -> list[tuple[float, float]] | None:
     """The shape's points as floats, or None if any point is malformed."""
+    if not isinstance(raw, list):
+        return None if raw else []
     try:
-        return [(float(p[0]), float(p[1])) for p in raw or []]
-    except (TypeError, ValueError, IndexError, KeyError):
+        points = [(_number(p[0]), _number(p[1])) for p in raw]
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         return None
+    return points
+
+
+def _number(value: Any) -> float:
+    """A JSON number as a float (``"12.5"`` too; a bool or a list is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"not a number: {value!r:.20}")
+    return float(value)
+
+
+def _declared_size(width: Any, height: Any) -> tuple[int, int] | None:
+    """(imageWidth, imageHeight) when both are positive whole numbers, else None."""
+    try:
+        w, h = _number(width), _number(height)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(w) and math.isfinite(h)) or w < 1 or h < 1 or w != int(w) or h != int(h):
+        return None
+    return int(w), int(h)
+
+
+def _kind(value: Any) -> str:
+    """How to name a JSON value of the wrong type in a message ("a number", "an object"...)."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 ADAPTER = LabelMeAdapter
