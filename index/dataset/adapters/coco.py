@@ -3,21 +3,52 @@
 The format most public damage sets ship in (Roboflow exports, CarDD). Category names are
 matched against the taxonomy, so a COCO category "scratch" or "rayón" finds its label. RLE
 segmentations fall back to the annotation's box, and the shape records that.
+
+A hand-edited or half-exported file is read entry by entry: a bad entry becomes an
+:class:`~index.dataset.records.Issue` (a counted skip) and the read goes on. Reason codes:
+
+- ``malformed_image_entry``: an ``images`` entry that is not an object, or whose ``id`` is not
+  a plain value (a list, an object); the entry is skipped.
+- ``malformed_annotation``: an annotation that is not an object, or whose ``image_id`` /
+  ``category_id`` is not a plain value; a needed ``bbox`` that is not four finite numbers; a
+  segmentation ring that is not an even-length list of finite numbers (one issue per ring), or
+  a segmentation that is neither rings nor RLE. When no ring is usable the box is used, as for
+  RLE (``attributes["segmentation"]`` says ``"malformed (box used)"``); with no usable box
+  either, the annotation is skipped. A bad ``bbox`` next to usable rings is not needed and
+  not reported.
+- ``malformed_category``: a category that is not an object or has no plain ``id``.
+- ``malformed_section``: ``annotations`` or ``categories`` present but not a list; read as empty.
+- ``bad_file_name``: a ``file_name`` the file system cannot look up (longer than the system
+  allows) or that is not valid UTF-8 text.
+- ``missing_image``, ``duplicate_annotation``, ``no_annotation``, and ``undecodable_name``
+  for a file in the images folder whose name is not UTF-8.
+
+A declared ``width`` / ``height`` that is not a positive finite number (``"wide"``, ``[800]``,
+``true``, ``-5``, NaN) is treated as unknown: ``declared_size`` is None, the image header gives
+the size, and nothing else is recorded (a debug log line only). ``file_name`` is joined to the
+images folder as given, absolute and ``../`` paths included; whether the result lies inside the
+dataset is ingestion's check. A file that leaves nothing to read (not JSON, no ``images`` list)
+raises :class:`~index.dataset.adapters.base.AdapterError`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Generator, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 from index.config import DatasetConfig
-from index.dataset.adapters.base import AdapterError, list_images
+from index.dataset.adapters.base import AdapterError, has_readable_name, list_files, printable_path
 from index.dataset.records import Issue, RawImage, RawShape
+from index.imaging.geometry import Point
 
 logger = logging.getLogger(__name__)
+
+_IMAGE_KEYS = ("id", "file_name", "width", "height")
+_ANNOTATION_ATTRIBUTES = ("id", "iscrowd", "attributes")
 
 
 class CocoAdapter:
@@ -26,10 +57,10 @@ class CocoAdapter:
     def __init__(self, config: DatasetConfig) -> None:
         self.root = Path(config.root)
         if config.annotation_file is None:
-            found = sorted(self.root.glob("*.json"))
+            found = sorted(p for p in self.root.glob("*.json") if p.is_file())
             if len(found) != 1:
                 raise AdapterError(
-                    f"COCO dataset {self.root}: set dataset.annotation_file "
+                    f"COCO dataset {printable_path(self.root)}: set dataset.annotation_file "
                     f"({len(found)} JSON files at the top level)."
                 )
             self.annotation_file = found[0]
@@ -42,78 +73,278 @@ class CocoAdapter:
         else:
             self.images_dir = self.root
         self.extensions = config.image_extensions
+        self._file = printable_path(self.annotation_file)
+        self._name = printable_path(self.annotation_file.name)
+        self._data = self._load()
+        self._images: list[Any] = self._data["images"]
+        self._sections: dict[str, list[Any]] = {}
+        self._section_issues: list[Issue] = []
+        for key in ("categories", "annotations"):
+            value = self._data.get(key)
+            if value is not None and not isinstance(value, list):
+                self._section_issues.append(Issue(
+                    self._file, "malformed_section",
+                    f"{self._name}: '{key}' is {_kind(value)}, not a list; no {key} read.",
+                ))
+            self._sections[key] = value if isinstance(value, list) else []
+
+    def _load(self) -> dict[str, Any]:
+        """The parsed file; a fault that leaves nothing to read is an :class:`AdapterError`."""
+        if not self.annotation_file.is_file():
+            raise AdapterError(f"COCO file {self._file} does not exist or is not a regular file.")
         try:
-            self._data = json.loads(self.annotation_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AdapterError(f"COCO file {self.annotation_file} cannot be read ({exc}).") from None
-        if not isinstance(self._data, dict) or "images" not in self._data:
-            raise AdapterError(f"COCO file {self.annotation_file} has no 'images' list.")
+            data = json.loads(self.annotation_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+            raise AdapterError(f"COCO file {self._file} cannot be read ({exc}).") from None
+        except RecursionError:
+            raise AdapterError(f"COCO file {self._file} is nested too deeply to read.") from None
+        if not isinstance(data, dict) or "images" not in data:
+            raise AdapterError(f"COCO file {self._file} has no 'images' list.")
+        if not isinstance(data["images"], list):
+            raise AdapterError(
+                f"COCO file {self._file}: 'images' is {_kind(data['images'])}, not a list of image entries."
+            )
+        return data
 
     def count(self) -> int:
         """Number of image entries in the COCO file."""
-        return len(self._data.get("images") or [])
+        return len(self._images)
 
     def read(self, progress: Callable[[int], None] | None = None) -> Iterator[RawImage | Issue]:
         """Yield one :class:`RawImage` per listed image, and issues for the rest."""
-        categories = {c.get("id"): str(c.get("name", c.get("id"))) for c in self._data.get("categories") or []}
-        by_image: dict[Any, list[dict]] = {}
-        for ann in self._data.get("annotations") or []:
-            by_image.setdefault(ann.get("image_id"), []).append(ann)
-        listed: set[Path] = set()
+        yield from self._section_issues
+        categories = yield from self._categories()
+        by_image = yield from self._annotations_by_image()
         claimed: dict[Path, Any] = {}
-        for entry in self._data.get("images") or []:
+        for index, entry in enumerate(self._images):
             if progress:
                 progress(1)
-            name = str(entry.get("file_name", ""))
-            image_path = self.images_dir / name
-            if not image_path.is_file():
-                yield Issue(str(self.annotation_file), "missing_image",
-                            f"{self.annotation_file.name} lists image '{name}', which is not in {self.images_dir}.")
+            yield from self._read_entry(index, entry, categories, by_image, claimed)
+        files, issues = list_files(self.images_dir, self.extensions)
+        yield from issues
+        for image in files:
+            if image not in claimed:
+                yield Issue(str(image), "no_annotation", f"{image.name} is not listed in {self._name}.")
+
+    def _categories(self) -> Generator[Issue, None, dict[Any, str]]:
+        """Issues for bad categories; returns (as the generator's value) id -> name."""
+        categories: dict[Any, str] = {}
+        for index, category in enumerate(self._sections["categories"]):
+            if not isinstance(category, dict):
+                yield Issue(self._file, "malformed_category",
+                            f"{self._name} categories[{index}] is {_what(category)}, not an object; skipped.")
                 continue
-            owner = claimed.setdefault(image_path, entry.get("id"))
-            if owner != entry.get("id"):
-                yield Issue(str(image_path), "duplicate_annotation",
-                            f"{name} is listed twice in {self.annotation_file.name} (ids {owner} and {entry.get('id')}); kept id {owner}.")
+            cid = category.get("id")
+            if cid is None or not _hashable(cid):
+                yield Issue(self._file, "malformed_category",
+                            f"{self._name} categories[{index}] ({_show(category.get('name'))}) has id {_show(cid)}, not a plain id; skipped.")
                 continue
-            listed.add(image_path)
-            shapes = [s for a in by_image.get(entry.get("id"), []) for s in self._shapes(a, categories)]
-            declared = None
-            if entry.get("width") and entry.get("height"):
-                declared = (int(entry["width"]), int(entry["height"]))
-            attributes = {k: v for k, v in entry.items() if k not in ("id", "file_name", "width", "height")}
-            yield RawImage(
-                annotation_path=self.annotation_file,
-                image_path=image_path,
-                image_ref=name,
-                declared_size=declared,
-                shapes=shapes,
-                attributes=attributes,
-            )
-        for image in list_images(self.images_dir, self.extensions):
-            if image not in listed and image not in claimed:
-                yield Issue(str(image), "no_annotation",
-                            f"{image.name} is not listed in {self.annotation_file.name}.")
+            name = category.get("name")
+            categories[cid] = str(cid if name is None else name)
+        return categories
+
+    def _annotations_by_image(self) -> Generator[Issue, None, dict[Any, list[dict[str, Any]]]]:
+        """Issues for annotations that belong to no image; returns image id -> annotations."""
+        by_image: dict[Any, list[dict[str, Any]]] = {}
+        for index, ann in enumerate(self._sections["annotations"]):
+            if not isinstance(ann, dict):
+                yield Issue(self._file, "malformed_annotation",
+                            f"{self._name} annotations[{index}] is {_what(ann)}, not an object; skipped.")
+                continue
+            image_id = ann.get("image_id")
+            if not _hashable(image_id):
+                yield Issue(self._file, "malformed_annotation",
+                            f"{self._name} annotation {_show(ann.get('id'))} has image_id {_show(image_id)}, not a plain id; skipped.")
+                continue
+            by_image.setdefault(image_id, []).append(ann)
+        return by_image
+
+    def _read_entry(
+        self, index: int, entry: Any, categories: dict[Any, str],
+        by_image: dict[Any, list[dict[str, Any]]], claimed: dict[Path, Any],
+    ) -> Iterator[RawImage | Issue]:
+        """The issues and the :class:`RawImage` of one ``images`` entry."""
+        if not isinstance(entry, dict):
+            yield Issue(self._file, "malformed_image_entry",
+                        f"{self._name} images[{index}] is {_what(entry)}, not an object; skipped.")
+            return
+        image_id, raw_name = entry.get("id"), entry.get("file_name")
+        name = raw_name if isinstance(raw_name, str) else ("" if raw_name is None else str(raw_name))
+        if not _hashable(image_id):
+            yield Issue(self._file, "malformed_image_entry",
+                        f"{self._name} images[{index}] ('{_text(name)}') has id {_show(image_id)}, not a plain id; skipped.")
+            return
+        image_path = self.images_dir / name
+        if not has_readable_name(image_path):
+            yield Issue(self._file, "bad_file_name",
+                        f"{self._name} lists image '{_text(name)}', whose name is not valid UTF-8 text; skipped.")
+            return
+        try:
+            present = image_path.is_file()
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            yield Issue(self._file, "bad_file_name",
+                        f"{self._name} lists image '{_text(name)}' ({len(name)} characters), a name the file system cannot look up ({reason}); skipped.")
+            return
+        if not present:
+            yield Issue(str(image_path), "missing_image",
+                        f"{self._name} lists image '{_text(name)}', which is not in {printable_path(self.images_dir)}.")
+            return
+        owner = claimed.setdefault(image_path, image_id)
+        if owner != image_id:
+            yield Issue(str(image_path), "duplicate_annotation",
+                        f"{_text(name)} is listed twice in {self._name} (ids {_show(owner)} and {_show(image_id)}); kept id {_show(owner)}.")
+            return
+        shapes: list[RawShape] = []
+        for ann in by_image.get(image_id, []):
+            found, issues = self._shapes(ann, name, categories)
+            yield from issues
+            shapes.extend(found)
+        yield RawImage(
+            annotation_path=self.annotation_file,
+            image_path=image_path,
+            image_ref=name,
+            declared_size=self._declared_size(entry, name),
+            shapes=shapes,
+            attributes={k: v for k, v in entry.items() if k not in _IMAGE_KEYS},
+        )
 
     @staticmethod
-    def _shapes(ann: dict, categories: dict[Any, str]) -> list[RawShape]:
-        """One shape per polygon part (COCO splits occluded objects into parts), else the box."""
-        label = categories.get(ann.get("category_id"), str(ann.get("category_id")))
+    def _declared_size(entry: dict[str, Any], name: str) -> tuple[int, int] | None:
+        """``(width, height)`` when both are positive finite numbers, else None (unknown)."""
+        if not entry.get("width") and not entry.get("height"):
+            return None
+        width, height = _size(entry.get("width")), _size(entry.get("height"))
+        if width is None or height is None:
+            logger.debug("%s: declared size %r x %r is not usable; the image header gives it",
+                         _text(name), entry.get("width"), entry.get("height"))
+            return None
+        return width, height
+
+    def _shapes(self, ann: dict[str, Any], image_name: str, categories: dict[Any, str]) -> tuple[list[RawShape], list[Issue]]:
+        """One shape per polygon ring (COCO splits occluded objects into parts), else the box."""
+        where = f"{self._name} annotation {_show(ann.get('id'))} (image '{_text(image_name)}')"
+
+        def issues(problems: list[str], outcome: str) -> list[Issue]:
+            return [Issue(self._file, "malformed_annotation", f"{where}: {p}; {outcome}.") for p in problems]
+
+        category_id = ann.get("category_id")
+        if not _hashable(category_id):
+            return [], issues([f"category_id {_show(category_id)} is not a plain id"], "annotation skipped")
+        label = categories.get(category_id, str(category_id))
         attributes = {k: v for k, v in ann.items()
-                      if k in ("id", "iscrowd", "attributes") and v not in (None, {}, "")}
-        segmentation = ann.get("segmentation")
-        if isinstance(segmentation, list) and segmentation and isinstance(segmentation[0], list):
-            return [
-                RawShape(label, "polygon", list(zip(ring[0::2], ring[1::2], strict=False)), dict(attributes))
-                for ring in segmentation
-            ]
-        bbox = ann.get("bbox")
+                      if k in _ANNOTATION_ATTRIBUTES and v not in (None, {}, "")}
+        segmentation, bbox = ann.get("segmentation"), ann.get("bbox")
+        problems: list[str] = []
+        shapes: list[RawShape] = []
+        if isinstance(segmentation, list) and any(isinstance(ring, list) for ring in segmentation):
+            for number, ring in enumerate(segmentation):
+                points, problem = _ring(ring)
+                if points is None:
+                    problems.append(f"segmentation ring {number} {problem}")
+                else:
+                    shapes.append(RawShape(label, "polygon", points, dict(attributes)))
+            if shapes:
+                return shapes, issues(problems, "ring skipped")
+        elif isinstance(segmentation, list) and segmentation:
+            problems.append(f"segmentation {_show(segmentation)} holds no ring (a list of coordinates)")
+        elif segmentation not in (None, []) and not isinstance(segmentation, dict):
+            problems.append(f"segmentation is {_what(segmentation)}, neither rings nor RLE")
+        box = _box(bbox)
+        if box is None:
+            if bbox is None and not problems and not isinstance(segmentation, dict):
+                problems.append("it has neither a polygon segmentation nor a bbox")
+            else:
+                problems.append(f"bbox {_show(bbox)} is not four finite numbers")
+            return [], issues(problems, "annotation skipped")
         if isinstance(segmentation, dict):
             attributes["segmentation"] = "rle (box used)"
-        if isinstance(bbox, list) and len(bbox) == 4:
-            x, y, w, h = (float(v) for v in bbox)
-            return [RawShape(label, "rectangle", [(x, y), (x + w, y + h)], attributes)]
-        attributes["_error"] = "neither a polygon segmentation nor a bbox"
-        return [RawShape(label, "polygon", [], attributes)]
+        elif problems:
+            attributes["segmentation"] = "malformed (box used)"
+        x, y, w, h = box
+        shape = RawShape(label, "rectangle", [(x, y), (x + w, y + h)], attributes)
+        return [shape], issues(problems, "the bbox is used instead")
 
 
 ADAPTER = CocoAdapter
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (strings, booleans, NaN, infinities, huge ints)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _size(value: Any) -> int | None:
+    """A declared side in pixels (a number or a digit string), or None when unusable."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    number = _number(value)
+    return round(number) if number is not None and number >= 1 else None
+
+
+def _ring(ring: Any) -> tuple[list[Point] | None, str]:
+    """A COCO ring ``[x0, y0, x1, y1, ...]`` as points, or None and what is wrong with it."""
+    if not isinstance(ring, list):
+        return None, f"is {_what(ring)}, not a list of coordinates"
+    values = [_number(v) for v in ring]
+    for raw, number in zip(ring, values, strict=True):
+        if number is None:
+            return None, f"holds {_show(raw)}, not a finite number"
+    if len(values) % 2:
+        return None, f"has an odd number of coordinates ({len(values)})"
+    xs, ys = values[0::2], values[1::2]
+    return [(float(x), float(y)) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None], ""
+
+
+def _box(bbox: Any) -> tuple[float, float, float, float] | None:
+    """A COCO ``[x, y, width, height]`` of four finite numbers, or None."""
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        return None
+    x, y, w, h = (_number(v) for v in bbox)
+    if x is None or y is None or w is None or h is None:
+        return None
+    return x, y, w, h
+
+
+def _hashable(value: Any) -> bool:
+    """Whether ``value`` can be a dictionary key (JSON lists and objects cannot)."""
+    if not isinstance(value, Hashable):
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of ``value``'s type, with its article: 'an object', 'a string'..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _what(value: Any) -> str:
+    """``value``'s JSON type and a short rendering of it: "a string ('oops')", "null"."""
+    return _kind(value) if value is None else f"{_kind(value)} ({_show(value)})"
+
+
+def _text(text: str, limit: int = 80) -> str:
+    """``text`` safe to print and write as JSON (lone surrogates escaped), shortened to ``limit``."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= limit else f"{safe[:limit - 1]}…"
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A short printable rendering of any JSON value, for messages."""
+    return _text(repr(value) if isinstance(value, str) else json.dumps(value, default=str), limit)
