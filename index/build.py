@@ -12,7 +12,6 @@ staging directory with periodic checkpoints and is swapped in at the end (see
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -23,15 +22,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from index.batches import Batcher, EmbedThreads, ModelLoader
 from index.config import DomainConfig
 from index.dataset.records import ImageRecord, Issue, issue_list
+from index.errors import DamageRagError, resource_error
 from index.files import digest, write_json_atomic
 from index.index_dir import (
     BUILD_REPORT,
     CROPS,
-    FORMAT_VERSION,
     MANIFEST,
+    IndexNotFoundError,
     link_or_copy,
+    load_manifest,
     node_counts,
     recover,
     staging_dir,
@@ -39,7 +41,8 @@ from index.index_dir import (
     write_manifest,
 )
 from index.inspection import plan_dataset
-from index.regions.cut import RenderedCrop, crop_file_name, pixel_signature, render_photo
+from index.lock import writer_lock
+from index.regions.cut import crop_file_name, pixel_signature, render_photo
 from index.regions.plan import RegionCrop
 
 logger = logging.getLogger(__name__)
@@ -49,93 +52,6 @@ def image_signature(record: ImageRecord, crops: list[RegionCrop], dataset: str, 
     """What must stay equal for an image's nodes to be reused: pixels (``pixels``, if known) and crops."""
     return digest({"pixels": pixels or pixel_signature(record),
                    "crops": [[crop.node_id, crop.metadata(dataset)] for crop in crops]})
-
-
-class _ModelLoader:
-    """Loads the embedder in a background thread, so reading and decoding need not wait for it."""
-
-    def __init__(self, config: DomainConfig, embedder: Any = None) -> None:
-        self.config = config
-        self._embedder = embedder
-        self._future: Future | None = None
-
-    def start(self) -> None:
-        """Begin loading (once)."""
-        if self._embedder is None and self._future is None:
-            from index.embedders import load_embedder
-
-            loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-embedder")
-            self._future = loader.submit(load_embedder, self.config.embedder)
-            loader.shutdown(wait=False)
-
-    def ready(self) -> bool:
-        """Whether the embedder is loaded (or failed to)."""
-        return self._embedder is not None or (self._future is not None and self._future.done())
-
-    def get(self) -> Any:
-        """The embedder, waiting for it if needed (re-raises a loading error)."""
-        if self._embedder is None:
-            self.start()
-            assert self._future is not None
-            self._embedder = self._future.result()
-        return self._embedder
-
-
-class _Batcher:
-    """Collects rendered photos and embeds their crops in batches."""
-
-    def __init__(self, model: _ModelLoader, store: Any, dataset: str, batch_size: int) -> None:
-        self.model, self.store, self.dataset = model, store, dataset
-        self.batch_size = batch_size
-        self.pending: list[tuple[str, str, list[RenderedCrop]]] = []  # (image id, signature, crops)
-        self.done: list[tuple[str, str, list[str]]] = []
-        self.threads: _EmbedThreads | None = None
-
-    def add(self, image_id: str, signature: str, rendered: list[RenderedCrop]) -> None:
-        self.pending.append((image_id, signature, rendered))
-        if self.model.ready() and sum(len(r) for _, _, r in self.pending) >= self.batch_size:
-            self.flush()
-
-    def flush(self) -> None:
-        crops = [c for _, _, rendered in self.pending for c in rendered]
-        if crops:
-            embedder = self.model.get()
-            if self.threads is not None:
-                self.threads.apply()
-            vectors = embedder.embed_images([c.image for c in crops])
-            nodes = []
-            for rendered, vector in zip(crops, vectors, strict=True):
-                node = rendered.crop.to_image_node(self.dataset, image_path=rendered.relative_path)
-                node.embedding = vector.tolist()
-                nodes.append(node)
-            self.store.add(nodes)
-        for image_id, signature, rendered in self.pending:
-            self.done.append((image_id, signature, [c.crop.node_id for c in rendered]))
-        self.pending = []
-
-
-class _EmbedThreads:
-    """Give torch the cores the decode threads leave (it competes with them otherwise)."""
-
-    def __init__(self, workers: int) -> None:
-        self.threads = max(1, (os.cpu_count() or 1) - workers)
-        self.previous: int | None = None
-
-    def apply(self) -> None:
-        """Limit torch's threads (once), when the embedder runs on torch."""
-        import sys
-
-        torch = sys.modules.get("torch")
-        if torch is not None and self.previous is None:
-            self.previous = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-
-    def restore(self) -> None:
-        """Give torch its threads back."""
-        if self.previous is not None:
-            import torch
-
-            torch.set_num_threads(self.previous)
 
 
 def _model_files(config: DomainConfig) -> dict[str, Any] | None:
@@ -157,8 +73,8 @@ def _recorded_info(index_dir: Path, config: DomainConfig) -> Any:
     from index.embedders import EmbedderInfo
 
     try:
-        recorded = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))["embedder"]
-    except (OSError, ValueError, KeyError):
+        recorded = load_manifest(index_dir / MANIFEST)["embedder"]
+    except IndexNotFoundError:
         return None
     files = _model_files(config)
     if files is None or recorded.get("config") != config.embedder.model_dump(mode="json") or recorded.get("files") != files:
@@ -175,10 +91,10 @@ def _load_base(index_dir: Path, staging: Path, fingerprint: str, config: DomainC
         if not path.is_file():
             continue
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if manifest.get("format_version") != FORMAT_VERSION:
+            manifest = load_manifest(path)
+        except IndexNotFoundError as exc:
+            if not resuming:
+                return None, None, False, f"{str(exc).split('; rebuild')[0]}; rebuilt from scratch"
             continue
         if resuming and manifest.get("complete"):
             continue
@@ -209,8 +125,9 @@ def build_index(
     progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
     checkpoint_every: int = 200,
+    wait: bool = False,
 ) -> dict[str, Any]:
-    """Build the index, or bring an existing one up to date.
+    """Build the index, or bring an existing one up to date, holding its writer lock.
 
     Args:
         config: The domain configuration.
@@ -223,6 +140,7 @@ def build_index(
         progress: Called with the number of photos just processed.
         total: Called once with the number of photos to process.
         checkpoint_every: Photos between checkpoints of the staging area.
+        wait: If another build is writing ``index_dir``, wait for it (default: refuse).
 
     Returns:
         The build report (also written to ``build_report.json``).
@@ -230,15 +148,35 @@ def build_index(
     Raises:
         EmbedderError: If the embedder cannot be loaded.
         AdapterError: If the dataset cannot be read at all.
+        IndexBusyError: If another build holds the index and ``wait`` is false.
+        ResourceError: If the disk or a folder refuses a write (full, read-only).
     """
+    index_dir = Path(index_dir or config.index.dir)
+    try:
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise resource_error(exc, index_dir.parent) from exc
+    with writer_lock(index_dir, wait=wait):
+        try:
+            return _build_locked(config, index_dir, limit=limit, seed=seed, images=images, workers=workers,
+                                 embedder=embedder, progress=progress, total=total, checkpoint_every=checkpoint_every)
+        except OSError as exc:
+            if isinstance(exc, DamageRagError):
+                raise
+            raise resource_error(exc, verb="use") from exc
+
+
+def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, seed: int,
+                  images: Collection[str] | None, workers: int | None, embedder: Any,
+                  progress: Callable[[int], None] | None, total: Callable[[int], None] | None,
+                  checkpoint_every: int) -> dict[str, Any]:
+    """:func:`build_index` once the writer lock is held."""
     from index.vector_store import FaissNodeStore
 
     started = time.perf_counter()
-    index_dir = Path(index_dir or config.index.dir)
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
     recover(index_dir)
     staging = staging_dir(index_dir)
-    model = _ModelLoader(config, embedder)
+    model = ModelLoader(config, embedder)
     info = embedder.info if embedder is not None else _recorded_info(index_dir, config)
     if info is None:
         model.start()  # loads while the dataset is read (and, for a first build, decoded)
@@ -257,15 +195,21 @@ def build_index(
     kept: dict[str, dict[str, Any]] = {}
     # Pixel signatures are also recorded alone: DamageIndex.image_ids_of knows a query photo by them.
     pixels_by_image: dict[str, str] = {}
+    base_dir = staging if resuming else index_dir
+    recut = 0  # photos whose nodes are unchanged but whose crop files are gone: cut and embedded again
     for record in scan.records:
         mine = crops_by_image.get(record.image_id, [])
         pixels = pixels_by_image[record.image_id] = pixel_signature(record)
         signature = image_signature(record, mine, config.name, pixels)
         before = previous.get(record.image_id)
         if before and before["signature"] == signature and before["nodes"] == [c.node_id for c in mine]:
-            kept[record.image_id] = {**before, "pixels": pixels}
-        else:
-            plan.append((record, mine, signature))
+            if all((base_dir / name).is_file() for name in before["crops"]):
+                kept[record.image_id] = {**before, "pixels": pixels}
+                continue
+            recut += 1
+        plan.append((record, mine, signature))
+    if recut:
+        logger.warning("%d photos of %s had crop files missing; they are cut again", recut, base_dir)
     stale = [n for image_id, state in previous.items() if image_id not in kept for n in state["nodes"]]
     up_to_date = base is not None and not resuming and not plan and not stale and rebuilt is None
 
@@ -282,7 +226,7 @@ def build_index(
         store.delete_nodes(stale)
         if total:
             total(len(plan))
-        batcher = _Batcher(model, store, config.name, max(1, config.embedder.batch_size))
+        batcher = Batcher(model, store, config.name, max(1, config.embedder.batch_size))
         images_state = dict(kept)
 
         def checkpoint(complete: bool) -> None:
@@ -301,7 +245,7 @@ def build_index(
                            embedder_files=_model_files(config))
 
         workers = workers or os.cpu_count() or 1
-        threads = batcher.threads = _EmbedThreads(workers)
+        threads = batcher.threads = EmbedThreads(workers)
         try:
             _render_and_embed(plan, staging, workers, model, batcher, build_issues, checkpoint, checkpoint_every, progress)
             checkpoint(True)
@@ -321,7 +265,7 @@ def build_index(
     info = info if up_to_date else model.get().info
     report = _report(config, scan, crops_by_image, images_state, build_issues, info, store, started,
                      embedded=len(plan) - len(build_issues), reused=len(kept), removed=len(stale), rebuilt=rebuilt,
-                     up_to_date=up_to_date)
+                     up_to_date=up_to_date, recut=recut)
     target = index_dir if up_to_date else staging
     write_json_atomic(target / BUILD_REPORT, report)
     if not up_to_date:
@@ -332,7 +276,7 @@ def build_index(
 
 
 def _render_and_embed(plan: list[tuple[ImageRecord, list[RegionCrop], str]], staging: Path, workers: int,
-                      model: _ModelLoader, batcher: _Batcher, build_issues: list[Issue],
+                      model: ModelLoader, batcher: Batcher, build_issues: list[Issue],
                       checkpoint: Callable[[bool], None], checkpoint_every: int,
                       progress: Callable[[int], None] | None) -> None:
     """Decode photos in a thread pool (in order, a bounded window ahead) and embed their crops."""
@@ -373,7 +317,8 @@ def _counts(images_state: dict[str, Any], crops_by_image: dict[str, list[RegionC
 
 
 def _report(config, scan, crops_by_image, images_state, build_issues, info, store, started, *,
-            embedded: int, reused: int, removed: int, rebuilt: str | None, up_to_date: bool) -> dict[str, Any]:
+            embedded: int, reused: int, removed: int, rebuilt: str | None, up_to_date: bool,
+            recut: int) -> dict[str, Any]:
     skipped = scan.skipped + build_issues
     counts = _counts(images_state, crops_by_image)
     return {
@@ -385,6 +330,7 @@ def _report(config, scan, crops_by_image, images_state, build_issues, info, stor
         "embedded_images": embedded,
         "reused_images": reused,
         "removed_nodes": removed,
+        "recut_images": recut,
         "up_to_date": up_to_date,
         "rebuilt": rebuilt,
         "skipped_by_reason": dict(Counter(i.reason for i in skipped).most_common()),

@@ -26,3 +26,22 @@ class UserError(DamageRagError, ValueError):
 
 class EvaluationError(DamageRagError, ValueError):
     """An evaluation that cannot run as asked (too few photos, an unknown mode or strategy)."""
+
+
+class ResourceError(DamageRagError, OSError):
+    """The disk or a folder refused a write (full, read-only, a file in the way); exit 1."""
+
+    exit_code = 1
+
+
+def resource_error(exc: OSError | RuntimeError, target: object = None, verb: str = "write") -> ResourceError:
+    """One sentence for a failed write: which path, and the system's reason.
+
+    Args:
+        exc: The error of the write (an ``OSError``, or FAISS's ``RuntimeError`` for one).
+        target: The path being written (default: the one the error names).
+        verb: What was being done to it ("write", "use").
+    """
+    path = target or getattr(exc, "filename", None) or "a file"
+    reason = getattr(exc, "strerror", None) or str(exc).rsplit("(", 1)[-1].rstrip(")") or type(exc).__name__
+    return ResourceError(f"Cannot {verb} {path}: {reason}.")

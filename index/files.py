@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from index.errors import DamageRagError, resource_error
+
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
     """Write ``target`` atomically: ``write(tmp)`` fills a temporary file that replaces it.
@@ -24,9 +26,15 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
     Args:
         target: The file to (re)place; its folder must exist.
         write: Writes the whole content to the path it is given.
+
+    Raises:
+        ResourceError: If the disk or the folder refuses the write (one sentence naming it).
     """
     target = Path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise resource_error(exc, target.parent) from exc
     os.close(fd)
     tmp = Path(name)
     try:
@@ -34,9 +42,13 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        # FAISS reports a failed write as RuntimeError("... write error in <file> ... (<reason>)").
+        if isinstance(exc, OSError) and not isinstance(exc, DamageRagError) or (
+                isinstance(exc, RuntimeError) and "write error" in str(exc)):
+            raise resource_error(exc, target) from exc
         raise
 
 

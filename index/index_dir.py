@@ -26,6 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from index.errors import DamageRagError
 from index.files import write_json_atomic
 
@@ -107,29 +109,109 @@ def write_manifest(
     return manifest
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    """The manifest of a built index.
+class _EmbedderRecord(BaseModel):
+    model_id: str
+    family: str
+    dim: int
+    fingerprint: str
+    config: dict[str, Any]
+
+
+class _Counts(BaseModel):
+    images: int
+    nodes: int
+    nodes_by_kind: dict[str, int]
+    regions_by_label: dict[str, int]
+
+
+class _ImageState(BaseModel):
+    signature: str
+    nodes: list[str]
+    crops: list[str]
+
+
+class _ManifestShape(BaseModel, extra="allow"):
+    """What readers and the build rely on in ``manifest.json``."""
+
+    format_version: int
+    complete: bool = True
+    embedder: _EmbedderRecord
+    dim: int
+    config: dict[str, Any]
+    counts: _Counts
+    images: dict[str, _ImageState] = {}
+
+
+def check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    """``manifest`` if it has the shape of this program's manifests (and its taxonomy is valid).
 
     Raises:
-        IndexNotFoundError: If the directory holds no index (with how to build one).
+        IndexNotFoundError: Naming ``path``, the first field at fault and how to recover.
     """
-    recover(index_dir)
-    path = index_dir / MANIFEST
+    from pydantic import ValidationError
+
+    from index.taxonomy import LabelTaxonomy
+
+    if isinstance(manifest, dict) and manifest.get("format_version") not in (None, FORMAT_VERSION):
+        raise IndexNotFoundError(
+            f"{path} has format version {manifest.get('format_version')}, this program reads "
+            f"{FORMAT_VERSION}; rebuild the index.")
+    try:
+        _ManifestShape.model_validate(manifest)
+        LabelTaxonomy.model_validate(manifest["config"].get("taxonomy"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the top level"
+        raise IndexNotFoundError(
+            f"{path} is not a valid index manifest ({where}: {first['msg']}); rebuild the index "
+            "with `python -m index build`.") from None
+    return manifest
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """Read and check one ``manifest.json`` (of an index or of a staging area).
+
+    Raises:
+        IndexNotFoundError: If it is missing, unreadable or wrongly shaped.
+    """
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexNotFoundError(f"{path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexNotFoundError(f"{path} is unreadable ({exc}); rebuild the index.") from None
+    return check_manifest(manifest, path)
+
+
+def readable_dir(index_dir: Path) -> Path:
+    """The directory a reader opens: ``index_dir``, or the ``.old`` copy a build's swap left.
+
+    A swap that stopped between its two renames leaves only ``<index>.old``, which is whole;
+    readers read it as it is and rename nothing (the next build restores it).
+    """
+    if (index_dir / MANIFEST).is_file():
+        return index_dir
+    old = _old_dir(index_dir)
+    if not index_dir.exists() and (old / MANIFEST).is_file():
+        logger.warning("reading %s: an interrupted build left it there; the next build restores %s", old, index_dir)
+        return old
+    return index_dir
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """The manifest of a built index (read from :func:`readable_dir`), checked.
+
+    Raises:
+        IndexNotFoundError: If the directory holds no index (with how to build one), or its
+            manifest is unreadable or wrongly shaped.
+    """
+    path = readable_dir(index_dir) / MANIFEST
     if not path.is_file():
         raise IndexNotFoundError(
             f"No index at {index_dir}: build one with `python -m index build --config CONFIG "
             f"--out {index_dir}`."
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise IndexNotFoundError(f"{path} is unreadable ({exc}); rebuild the index.") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexNotFoundError(
-            f"{path} has format version {manifest.get('format_version')}, this program reads "
-            f"{FORMAT_VERSION}; rebuild the index."
-        )
-    return manifest
+    return load_manifest(path)
 
 
 def staging_dir(index_dir: Path) -> Path:
@@ -142,7 +224,7 @@ def _old_dir(index_dir: Path) -> Path:
 
 
 def recover(index_dir: Path) -> None:
-    """Finish or undo a swap that was interrupted between its two renames."""
+    """Finish or undo a swap that was interrupted between its two renames (writers only)."""
     old = _old_dir(index_dir)
     if old.is_dir():
         if index_dir.exists():
