@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +74,31 @@ def test_a_named_pipe_does_not_block_the_read(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "index", *args], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=300)
+
+
+def test_the_whole_corpus_through_inspect_and_build(tmp_path, tiny_dinov2):
+    """As the user meets it: every fault at once, one inspect and two builds, nothing but counted skips."""
+    root = tmp_path / "data"
+    write_corpus(root)
+    config = str(REPO / "configs/vehicle_damage.yaml")
+    inspect = _cli("inspect", "--config", config, "--dataset", str(root), "--out", str(tmp_path / "i"), "--json")
+    assert inspect.returncode == 0 and "Traceback" not in inspect.stderr, inspect.stderr
+    report = json.loads(inspect.stdout)
+    expected = {reason for _, outcome, reason in CASES.values() if outcome == "skipped" and reason != "-"}
+    assert expected <= {i["reason"] for i in report["skipped"]}
+    out = tmp_path / "index"
+    args = ("build", "--config", config, "--dataset", str(root), "--embedder", str(tiny_dinov2), "--out", str(out), "--json")
+    first = _cli(*args)
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
+    built = json.loads(first.stdout)
+    assert expected <= set(built["skipped_by_reason"]) and built["repaired_by_reason"]["malformed_size"] == 2
+    assert {Path(i["file"]).name for i in built["skipped"]} >= {"bomb.png", "huge.png"}
+    assert not (tmp_path / "index.staging").exists()
+    again = _cli(*args)
+    assert again.returncode == 0 and json.loads(again.stdout)["up_to_date"]
