@@ -120,6 +120,11 @@ class CocoAdapter:
             if progress:
                 progress(1)
             yield from self._read_entry(index, entry, categories, by_image, claimed)
+        listed = {entry.get("id") for entry in self._images if isinstance(entry, dict) and _hashable(entry.get("id"))}
+        for image_id, anns in by_image.items():
+            if image_id not in listed:
+                yield Issue(self._file, "orphan_annotation", f"{self._name}: {len(anns)} annotations name image_id "
+                            f"{_show(image_id)}, which no image entry has; skipped.")
         files, issues = list_files(self.images_dir, self.extensions)
         yield from issues
         for image in files:
@@ -231,7 +236,10 @@ class CocoAdapter:
         category_id = ann.get("category_id")
         if not _hashable(category_id):
             return [], issues([f"category_id {_show(category_id)} is not a plain id"], "annotation skipped")
-        label = categories.get(category_id, str(category_id))
+        if categories and category_id not in categories:
+            return [], [Issue(self._file, "unknown_category", f"{where}: category_id {_show(category_id)} is not "
+                              f"among the file's {len(categories)} categories; annotation skipped.")]
+        label = categories.get(category_id, str(category_id))  # no categories at all: the id is the label
         attributes = {k: v for k, v in ann.items()
                       if k in _ANNOTATION_ATTRIBUTES and v not in (None, {}, "")}
         segmentation, bbox = ann.get("segmentation"), ann.get("bbox")

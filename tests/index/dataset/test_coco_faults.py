@@ -146,6 +146,9 @@ FAULTS = [
     ("annotation category_id a list", _set("annotations", 0, "category_id", [1]), "malformed_annotation", ALL),
     ("image listed twice", _append("images", {"id": 9, "file_name": "a.png"}), "duplicate_annotation", ALL),
     ("image not on disk", _append("images", {"id": 9, "file_name": "gone.png"}), "missing_image", ALL),
+    ("category not among the categories", _set("annotations", 0, "category_id", 77), "unknown_category", ALL),
+    ("annotation of no listed image", _set("annotations", 0, "image_id", 99), "orphan_annotation", ALL),
+    ("file_name leads out of the folder", _set("images", 0, "file_name", "../../outside.png"), "outside_dataset", NOT_A),
 ]
 
 
@@ -153,8 +156,10 @@ FAULTS = [
 def test_a_bad_entry_is_a_counted_skip_and_the_read_goes_on(tmp_path, vehicle_config, change, reason, read_ok):
     doc = coco_doc()
     change(doc)
-    write_coco(tmp_path, doc)
-    scan = read(tmp_path, vehicle_config)
+    root = tmp_path / "data"
+    write_coco(root, doc)
+    make_photo(tmp_path / "outside.png", SIZE)  # what '../../outside.png' names from root/images
+    scan = read(root, vehicle_config)
     assert read_ok <= ids(scan)
     assert reasons(scan)[reason] >= 1, scan.skipped
     issue = next(i for i in scan.skipped if i.reason == reason)
