@@ -54,15 +54,23 @@ def load_adapter(config: DatasetConfig) -> DatasetAdapter:
             raise AdapterError(f"Unknown dataset format '{fmt}'.")
         module_name, attr = f"index.dataset.adapters.{fmt}", "ADAPTER"
     try:
-        adapter_cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise AdapterError(f"The adapter module {module_name} of format '{fmt}' cannot be imported ({exc}).") from exc
+        module = None
+    except ImportError as exc:  # the module exists but is broken: say so, not "unknown format"
+        raise AdapterError(f"The adapter module {module_name} of format '{fmt}' cannot be imported ({exc}).") from exc
+    adapter_cls = getattr(module, attr, None)
+    if adapter_cls is None:
         builtin = sorted(
             p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in ("__init__", "base")
         )
+        where = f" ({module_name} has no '{attr}')" if module is not None else ""
         raise AdapterError(
-            f"Unknown dataset format '{fmt}'; built-in formats: {', '.join(builtin)} "
+            f"Unknown dataset format '{fmt}'{where}; built-in formats: {', '.join(builtin)} "
             "(or give 'package.module:AdapterClass')."
-        ) from None
+        )
     return adapter_cls(config)
 
 

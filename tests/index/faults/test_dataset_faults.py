@@ -102,3 +102,16 @@ def test_the_whole_corpus_through_inspect_and_build(tmp_path, tiny_dinov2):
     assert not (tmp_path / "index.staging").exists()
     again = _cli(*args)
     assert again.returncode == 0 and json.loads(again.stdout)["up_to_date"]
+
+
+def test_a_broken_adapter_module_is_named_not_called_an_unknown_format(tmp_path, vehicle_config, monkeypatch):
+    from index.dataset.adapters import AdapterError
+
+    (tmp_path / "my_adapter.py").write_text("import not_installed_anywhere\nclass Adapter: ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    root = tmp_path / "data"
+    write_corpus(root, [])
+    with pytest.raises(AdapterError, match="cannot be imported.*not_installed_anywhere"):
+        read_dataset(with_root(vehicle_config, root, **{"dataset.format": "my_adapter:Adapter"}))
+    with pytest.raises(AdapterError, match="Unknown dataset format 'no_such_format'"):
+        read_dataset(with_root(vehicle_config, root, **{"dataset.format": "no_such_format"}))
