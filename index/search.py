@@ -65,6 +65,7 @@ class DamageIndex:
         self.store = store
         self.embedder = embedder
         self.taxonomy = LabelTaxonomy.model_validate(manifest["config"]["taxonomy"])
+        self._outside_warned: set[str] = set()  # node ids whose stored image path left the index
 
     @classmethod
     def open(cls, index_dir: str | Path, embedder_model: str | None = None, embedder: Any = None) -> DamageIndex:
@@ -239,13 +240,39 @@ class DamageIndex:
             source_image=meta["source_image"],
             image_id=meta.get("image_id", ""),
             vehicle_group=meta.get("vehicle_group", ""),
-            crop_path=str(self.index_dir / node.image_path) if node.image_path else "",
+            crop_path=self._crop_path(node),
             zone=meta.get("zone"),
             area_fraction=meta.get("area_fraction", 0.0),
             description=describe(meta),
             metadata=dict(meta),
             is_self=bool(self_ids) and meta.get("image_id") in self_ids,
         )
+
+    @cached_property
+    def _root(self) -> Path:
+        """The index directory, resolved (symlinks followed): every stored crop lies inside it."""
+        return self.index_dir.resolve()
+
+    def _crop_path(self, node: Any) -> str:
+        """The node's stored crop, ``index_dir / image_path``, or "" when it has none or the path
+        leaves the index directory (``..``, an absolute path, a symlink pointing out): a
+        metadata.json edited by hand must never make the agent read, and send to the model, a
+        file from elsewhere. Warned once per node, by node id only.
+        """
+        if not node.image_path:
+            return ""
+        joined = self.index_dir / str(node.image_path)
+        try:
+            inside = joined.resolve().is_relative_to(self._root)
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+            inside = False
+        if inside:
+            return str(joined)
+        if node.node_id not in self._outside_warned:
+            self._outside_warned.add(node.node_id)
+            logger.warning("index node %s: its stored crop path points outside the index directory; "
+                           "the example is shown as text only (rebuild the index to restore it)", node.node_id)
+        return ""
 
     def get(self, node_ids: list[str], self_ids: Collection[str] | None = None) -> list[Hit]:
         """Examples by id (similarity 0), in the given order; unknown ids are left out.

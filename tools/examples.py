@@ -131,6 +131,27 @@ def example_line(hit: Hit, number: int, with_similarity: bool = True) -> str:
     return " · ".join(_fields(hit, number, with_similarity)) + f" — {hit.description}"
 
 
+def _stored_crop(hit: Hit) -> Image.Image | None:
+    """The hit's stored crop as RGB, or None (logged by node id and file name, never the full
+    path) when it has none, is missing or is not a readable image. ``hit.crop_path`` is already
+    confined to the index directory (:meth:`index.search.DamageIndex.search`)."""
+    if not hit.crop_path:
+        logger.debug("example %s has no stored crop; shown as text only", hit.id)
+        return None
+    path = Path(hit.crop_path)
+    if not path.is_file():
+        logger.warning("example %s: its stored crop %s is missing; shown as text only", hit.id, path.name)
+        return None
+    try:
+        with Image.open(path) as stored:
+            stored.load()
+            return to_rgb(stored)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        logger.warning("example %s: its stored crop %s is not a readable image (%s); shown as text only",
+                       hit.id, path.name, type(exc).__name__)
+        return None
+
+
 def render_example(
     ctx: ToolContext, hit: Hit, number: int, with_similarity: bool = True
 ) -> tuple[ShownImage | None, list[str]]:
@@ -139,15 +160,12 @@ def render_example(
     Downscaled to ``ctx.model.example_max_pixels`` first, then outlined (lines stay crisp).
 
     Returns:
-        The image (None, logged, when the crop file is missing) and the label keys outlined.
+        The image (None, logged, when the crop file is missing or unreadable) and the label keys
+        outlined.
     """
-    path = Path(hit.crop_path) if hit.crop_path else None
-    if path is None or not path.is_file():
-        logger.warning("example %s has no stored crop (%s); shown as text only", hit.id, hit.crop_path)
+    crop = _stored_crop(hit)
+    if crop is None:
         return None, []
-    with Image.open(path) as stored:
-        stored.load()
-        crop = to_rgb(stored)
     shown = fit_to_pixels(crop, ctx.model.example_max_pixels)
     metadata = hit.metadata
     drawn: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,35 @@ logger = logging.getLogger(__name__)
 
 # Errors whose message is written for the model: shown as they are.
 ACTIONABLE_ERRORS = (ArgumentError, BoxError, UnknownLabelError, ToolUnavailableError)
+
+_SEGMENT = r"[^\s'\"`()\[\]{}<>,;:|/\\]+"
+# An absolute path (or one from the home folder): quoted, as exception messages quote them,
+# spaces and all; or bare, POSIX (not the second slash of a URL, nor a ratio like 1/2) or Windows.
+_QUOTED_PATH = re.compile(r"""(['"])(~?/[^'"\n]*|[A-Za-z]:\\[^'"\n]*)\1""")
+_BARE_PATH = re.compile(rf"(?<![\w.~:/\\-])~?(?:/{_SEGMENT})+/?|\b[A-Za-z]:\\(?:{_SEGMENT}\\)*{_SEGMENT}")
+
+
+def _last_part(path: str) -> str:
+    parts = [part for part in re.split(r"[/\\]", path) if part and part != "~"]
+    return parts[-1] if parts else path
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute filesystem path cut to its last part (the file name).
+
+    What a tool says goes to the model, and an exception message or a stored value can hold a
+    path of this machine; the model needs the file name at most.
+    """
+    text = _QUOTED_PATH.sub(lambda m: m.group(1) + _last_part(m.group(2)) + m.group(1), text)
+    return _BARE_PATH.sub(lambda m: _last_part(m.group(0)), text)
+
+
+def model_safe(result: ToolResult) -> ToolResult:
+    """The result with no absolute path in what the model reads: its text and image captions."""
+    result.text = without_paths(result.text)
+    for image in result.images:
+        image.caption = without_paths(image.caption)
+    return result
 
 
 def jsonable(value: Any) -> Any:
@@ -57,8 +87,8 @@ def record_result(ctx: ToolContext, name: str, arguments: dict[str, Any], result
 
 
 def error_result(name: str, text: str, arguments: dict[str, Any] | None = None) -> ToolResult:
-    """An error result the model reads as ``text``."""
-    return ToolResult(text=text, error=True, data={"tool": name, "arguments": jsonable(arguments or {})})
+    """An error result the model reads as ``text`` (absolute paths cut to file names)."""
+    return ToolResult(text=without_paths(text), error=True, data={"tool": name, "arguments": jsonable(arguments or {})})
 
 
 def accepted_parameters(fn: Callable[..., Any]) -> list[str]:
@@ -114,7 +144,7 @@ def tool_function(name: str) -> Callable[[Callable[..., ToolResult]], Callable[.
                     f"{name} failed ({type(exc).__name__}: {exc}); try other arguments or continue without it.",
                     arguments,
                 )
-            record_result(ctx, name, arguments, result, started)
+            record_result(ctx, name, arguments, model_safe(result), started)
             return result
 
         return wrapper
