@@ -19,11 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.evaluation.run import DEFAULT_QUESTION, EvalOptions, run_evaluation
+from agent.trace import TraceWriteFailure, trace_file
 from index.config import DEFAULT_CONFIG, MODES
 from index.console import (
     command_parser,
     console,
     error_line,
+    flag,
     out,
     phase_progress,
     print_json,
@@ -96,8 +98,9 @@ def _live(kind: str, data: dict[str, Any]) -> None:
         console.print(f"[yellow]{escape(data['message'])}[/]")
 
 
-def print_report(report: Any) -> None:
-    """A readable report: answer, findings table, examples, trace id."""
+def print_report(report: Any, trace_failure: TraceWriteFailure | None = None) -> None:
+    """A readable report: answer, findings table, examples, trace id (or why there is no trace:
+    ``trace_failure``)."""
     status = {True: "[red]damage detected[/]", False: "[green]no damage detected[/]", None: "[yellow]no valid answer[/]"}
     console.print(f"{status[report.damage_detected]} · mode {report.mode} · {report.tool_calls} tool call(s) · "
                   f"{report.timings.get('total_s', 0):.1f}s")
@@ -116,19 +119,35 @@ def print_report(report: Any) -> None:
         console.print(f"[yellow]{escape(report.error)}[/]")
     if report.examples_used:
         console.print(f"examples shown: {escape(', '.join(report.examples_used))}")
-    console.print(f"trace: {report.trace_id}")
+    if trace_failure is None:
+        console.print(f"trace: {report.trace_id}")
+    else:
+        flag("note", "yellow", trace_failure.note())
+
+
+def report_json(report: Any, traces_dir: Path, trace_failure: TraceWriteFailure | None = None) -> dict[str, Any]:
+    """The report as ``ask --json`` prints it: its fields, plus ``trace`` (the trace file, or
+    None when it could not be written) and ``trace_error`` (why not, else None)."""
+    data = report.model_dump(mode="json")
+    data["trace"] = None if trace_failure is not None else str(trace_file(traces_dir, report.trace_id))
+    data["trace_error"] = None if trace_failure is None else trace_failure.reason
+    return data
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    """One question about one photo."""
+    """One question about one photo. The answer never depends on its trace: one that cannot be
+    written is a note on stderr after the answer, and the exit code stays 0."""
     if not Path(args.image).is_file():
         raise UserError(f"Photo {args.image} does not exist.")
     engine = _engine(args)
     report = engine.query(args.image, args.question, on_event=None if args.json else _live)
+    failure = engine.trace_failure(report.trace_id)
     if args.json:
-        out.file.write(report.model_dump_json() + "\n")
+        print_json(report_json(report, engine.config.agent.traces_dir, failure))
+        if failure is not None:
+            flag("note", "yellow", failure.note())
     else:
-        print_report(report)
+        print_report(report, failure)
     return 0
 
 
@@ -181,8 +200,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except DamageRagError as exc:  # an endpoint failure or an unreadable photo: say it, go on
             console.print(error_line(exc))
             continue
-        last_trace = report.trace_id
-        print_report(report)
+        failure = session.engine.trace_failure(report.trace_id)
+        last_trace = report.trace_id if failure is None else f"not written ({failure.reason})"
+        print_report(report, failure)
 
 
 # ------------------------------------------------------------------ trace

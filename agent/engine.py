@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,13 @@ from agent.llm import ModelClient, jpeg_bytes
 from agent.loop import EventHandler, QueryRun
 from agent.prompts import Prompts, label_lines
 from agent.report import DamageReport
-from agent.trace import Trace
+from agent.trace import Trace, TraceWriteFailure
 from index.config import MODES, DomainConfig, apply_overrides, load_config
 
 logger = logging.getLogger(__name__)
+
+#: How many unwritten traces the engine remembers (:meth:`DamageQueryEngine.trace_failure`).
+_KEPT_TRACE_FAILURES = 256
 
 
 class _LoopThread:
@@ -58,6 +62,8 @@ class DamageQueryEngine:
         self._index: Any = None
         self._loop_thread: _LoopThread | None = None
         self._lock = threading.Lock()  # lazy loading from many threads at once (a service)
+        self._trace_failures: OrderedDict[str, TraceWriteFailure] = OrderedDict()  # by trace id
+        self._failures_lock = threading.Lock()
         self.client = ModelClient(config.model)
         self.prompts = Prompts.for_config(config)
         self.taxonomy = config.taxonomy
@@ -111,7 +117,8 @@ class DamageQueryEngine:
 
         Returns:
             The report; a model answer that stays invalid after one repair gives a report with
-            ``valid=False``, the error and the raw text.
+            ``valid=False``, the error and the raw text. A trace that cannot be written costs
+            nothing but the trace: :meth:`trace_failure` of ``report.trace_id`` says why.
 
         Raises:
             ModelEndpointError: If the endpoint cannot be reached or keeps failing.
@@ -135,8 +142,10 @@ class DamageQueryEngine:
             problem = getattr(exc, "problem", None)
             trace.event("error", problem=problem.value if problem is not None else type(exc).__name__,
                         message=str(exc), seconds=round(time.perf_counter() - started, 3))
+            self._remember_trace(trace)
             raise
         trace.event("report", report=report.model_dump(mode="json"))
+        self._remember_trace(trace)
         if history is not None:
             from llama_index.core.base.llms.types import ChatMessage
 
@@ -170,6 +179,21 @@ class DamageQueryEngine:
         else:
             text = await run.final(messages)
         return await run.report(text, messages, question, photo.size, ctx, started), messages
+
+    def trace_failure(self, trace_id: str) -> TraceWriteFailure | None:
+        """Why the trace of a recent query (``report.trace_id``) could not be written; None when
+        it was (or is too old to be remembered). The answer never depends on its trace."""
+        with self._failures_lock:
+            return self._trace_failures.get(trace_id)
+
+    def _remember_trace(self, trace: Trace) -> None:
+        """Keep why ``trace`` could not be written, for :meth:`trace_failure` (the newest only)."""
+        if trace.failure is None:
+            return
+        with self._failures_lock:
+            self._trace_failures[trace.id] = trace.failure
+            while len(self._trace_failures) > _KEPT_TRACE_FAILURES:
+                self._trace_failures.popitem(last=False)
 
     def session(self, mode: str | None = None) -> ChatSession:
         """A conversation: follow-up questions keep the earlier turns."""

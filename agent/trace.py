@@ -13,8 +13,11 @@ import base64
 import html
 import io
 import json
+import logging
 import secrets
+import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from typing import Any
 from PIL import Image
 
 from index.errors import DamageRagError
+
+logger = logging.getLogger(__name__)
 
 _KEY_HINTS = ("api_key", "authorization", "apikey", "secret", "token=")
 
@@ -38,33 +43,88 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class TraceWriteFailure:
+    """Why a query's trace could not be written: the trace file and the operating system's reason."""
+
+    path: Path
+    reason: str
+
+    def note(self) -> str:
+        """One line for the user, after the answer."""
+        return f"the trace could not be written to {self.path} ({self.reason}); the answer is above"
+
+
+def trace_file(traces_dir: Path, trace_id: str) -> Path:
+    """The JSON-lines file of a trace."""
+    return Path(traces_dir) / f"{trace_id}.jsonl"
+
+
 class Trace:
-    """Writes one query's events as they happen (a crash still leaves a readable trace)."""
+    """Writes one query's events as they happen (a crash still leaves a readable trace).
+
+    Writing a trace never costs the answer: the first write that fails (a read-only or full
+    disk, a file where the folder should be) logs one warning, removes what this trace wrote
+    (no empty or half-written file is left) and turns every later write of this trace into a
+    no-op; :attr:`failure` then says why.
+    """
 
     def __init__(self, traces_dir: Path, **query: Any) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         self.id = f"{stamp}-{secrets.token_hex(3)}"
         self.dir = Path(traces_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / f"{self.id}.jsonl"
+        self.path = trace_file(self.dir, self.id)
+        self.failure: TraceWriteFailure | None = None
         self.started = time.perf_counter()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._fail(exc)
         self.event("query", **query)
 
-    def event(self, kind: str, **data: Any) -> None:
-        """Append one event."""
-        record = {"type": kind, "t": round(time.perf_counter() - self.started, 4), **_scrub(data)}
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    @property
+    def written(self) -> bool:
+        """Whether the trace is being kept (no write has failed)."""
+        return self.failure is None
 
-    def save_image(self, name: str, image: Image.Image) -> str:
-        """Keep a small copy of an image next to the trace; returns its path."""
-        folder = self.dir / self.id
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{name}.jpg"
+    def event(self, kind: str, **data: Any) -> None:
+        """Append one event (nothing once a write has failed)."""
+        if self.failure is not None:
+            return
+        record = {"type": kind, "t": round(time.perf_counter() - self.started, 4), **_scrub(data)}
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+        except OSError as exc:
+            self._fail(exc)
+
+    def save_image(self, name: str, image: Image.Image) -> str | None:
+        """Keep a small copy of an image next to the trace; returns its path (None once a write
+        has failed)."""
+        if self.failure is not None:
+            return None
+        path = self.dir / self.id / f"{name}.jpg"
         copy = image.copy()
         copy.thumbnail((1024, 1024))
-        copy.convert("RGB").save(path, "JPEG", quality=85)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            copy.convert("RGB").save(path, "JPEG", quality=85)
+        except OSError as exc:
+            self._fail(exc)
+            return None
         return str(path)
+
+    def _fail(self, exc: OSError) -> None:
+        """Stop writing this trace: warn once, remove its file and its image folder."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        self.failure = TraceWriteFailure(self.path, reason)
+        logger.warning("the trace %s could not be written (%s); no trace is kept for this query", self.path, reason)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as cleanup:
+            logger.debug("could not remove the partial trace %s: %s", self.path, cleanup)
+        shutil.rmtree(self.dir / self.id, ignore_errors=True)
 
 
 def summarise_messages(messages: list[Any]) -> list[dict[str, Any]]:
@@ -130,7 +190,7 @@ def load_trace(traces_dir: Path, trace_id: str) -> list[dict[str, Any]]:
     Raises:
         TraceNotFoundError: If there is no such trace.
     """
-    path = Path(traces_dir) / f"{trace_id}.jsonl"
+    path = trace_file(traces_dir, trace_id)
     if not path.is_file():
         raise TraceNotFoundError(f"No trace '{trace_id}' in {traces_dir}; `python -m agent trace list` shows the ids.")
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
