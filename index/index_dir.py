@@ -135,8 +135,12 @@ class _ManifestShape(BaseModel, extra="allow"):
 
     format_version: int
     complete: bool = True
+    dataset: str
     embedder: _EmbedderRecord
     dim: int
+    index_type: str
+    built_at: str
+    build_seconds: float
     config: dict[str, Any]
     counts: _Counts
     images: dict[str, _ImageState] = {}

@@ -16,7 +16,7 @@ from PIL import Image
 from index.config import RegionStrategy
 from index.errors import DamageRagError
 from index.imaging.query_photo import PhotoSource, QueryPhoto
-from index.index_dir import BUILD_REPORT, read_manifest
+from index.index_dir import BUILD_REPORT, read_manifest, readable_dir
 from index.regions.cut import bytes_signature, file_signature
 from index.regions.plan import describe
 from index.taxonomy import LabelTaxonomy
@@ -85,7 +85,7 @@ class DamageIndex:
         from index.embedders import EmbedderConfig, load_embedder
         from index.vector_store import FaissNodeStore, VectorIndexConfig
 
-        index_dir = Path(index_dir)
+        index_dir = readable_dir(Path(index_dir))  # an interrupted swap's whole .old, never renamed
         manifest = read_manifest(index_dir)
         recorded = manifest["embedder"]
         if embedder is None:
@@ -309,7 +309,7 @@ def index_info(index_dir: str | Path) -> dict[str, Any]:
     """
     from index.index_dir import disk_size
 
-    index_dir = Path(index_dir)
+    index_dir = readable_dir(Path(index_dir))
     manifest = read_manifest(index_dir)
     counts = manifest["counts"]
     report_path = index_dir / BUILD_REPORT

@@ -169,10 +169,15 @@ def test_a_build_into_a_folder_that_cannot_be_made_is_one_line(tmp_path, synth_d
     assert code == 1 and "Traceback" not in stderr and str(blocker) in stderr
 
 
-def test_readers_read_an_interrupted_swap_and_rename_nothing(tmp_path, synth_index_dir, clean_nodes):
+def test_readers_read_an_interrupted_swap_and_rename_nothing(tmp_path, synth_index_dir, synth_dataset, clean_nodes):
     old = Path(shutil.copytree(synth_index_dir, tmp_path / "index.old"))
     out = tmp_path / "index"
     code, stdout, stderr = finish(index_cli("info", "--out", str(out), "--json"))
     assert code == 0, stderr
     assert json.loads(stdout)["nodes"] == clean_nodes
+    photo = next(synth_dataset.glob("*.jpg"))
+    code, stdout, stderr = finish(index_cli("search", "--out", str(out), "--image", str(photo), "--json"))
+    assert code == 0, stderr
+    hits = json.loads(stdout)
+    assert hits and all(Path(h["crop_path"]).is_file() for h in hits)
     assert old.is_dir() and not out.exists()
