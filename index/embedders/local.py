@@ -116,7 +116,7 @@ class LocalEmbedder(VisualEmbedder):
                 cfg.dim,
             )
         self._fingerprint_parts = {
-            "files": model_files_signature(model_dir),
+            "files": self._files_signature(model_dir),
             **self._extra_fingerprint(),
         }
         logger.info(
@@ -131,6 +131,10 @@ class LocalEmbedder(VisualEmbedder):
 
     def _setup(self, model_dir: Path) -> None:
         raise NotImplementedError
+
+    def _files_signature(self, model_dir: Path) -> dict[str, Any]:
+        """Identity of the weights and configuration files (a Hugging Face layout by default)."""
+        return model_files_signature(model_dir)
 
     def _extra_fingerprint(self) -> dict[str, Any]:
         """Preprocessing choices made in code that change the vectors (e.g. the instruction)."""
