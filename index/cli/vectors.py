@@ -1,4 +1,4 @@
-"""Index commands: ``build`` (incremental), ``info`` and ``search``."""
+"""Index commands: ``build`` (incremental), ``info`` (``--verify``: is the index whole?) and ``search``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.text import Text
 
 from index.cli.common import add_config_args, config_from_args, index_dir_of, optional_config
 from index.config import DEFAULT_CONFIG
-from index.console import cells, console, flag, print_json, progress_bar
+from index.console import cells, console, flag, print_json, progress_bar, say
 from index.errors import UserError
 
 
@@ -26,11 +26,14 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="Seed of the sample.")
     p.add_argument("--workers", type=int, help="Decoding threads (default: CPU cores).")
     p.add_argument("--json", action="store_true", help="Print the build report as JSON on stdout.")
+    p.add_argument("--wait", action="store_true", help="If another build is writing this index, wait for it instead of refusing.")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("info", help="Counts, embedder and size of a built index.")
     p.add_argument("--config", default=DEFAULT_CONFIG, help="Domain YAML, for its index.dir.")
     p.add_argument("--out", type=Path, help="Index directory.")
+    p.add_argument("--verify", action="store_true",
+                   help="Cross-check manifest, vectors and crops; exit 1 if the index is damaged.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
@@ -53,29 +56,31 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     config = config_from_args(args, **{"embedder.model": args.embedder, "index.type": args.index_type})
     index_dir = index_dir_of(args, config)
-    console.print(f"building {index_dir} from {config.dataset.root} with {config.embedder.model}")
+    say(f"building {index_dir} from {config.dataset.root} with {config.embedder.model}")
+    # build_index takes `wait` once the locking change lands; until then pass it only when asked
+    extra = {"wait": True} if args.wait else {}
     with progress_bar("Embedding photos", "images") as (advance, set_total):
         try:
             report = build_index(config, index_dir=index_dir, limit=args.limit, seed=args.seed,
-                                 workers=args.workers, progress=advance, total=set_total)
+                                 workers=args.workers, progress=advance, total=set_total, **extra)
         except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted[/]: {index_dir} is unchanged; the next build resumes from its last checkpoint.")
+            flag("interrupted", "yellow", f"{index_dir} is unchanged; the next build resumes from its last checkpoint.")
             return 130
     if args.json:
         print_json(report)
         return 0
     if report["rebuilt"]:
-        console.print(f"[yellow]note[/]: {report['rebuilt']}")
+        flag("note", "yellow", str(report["rebuilt"]))
     state = "already up to date" if report["up_to_date"] else (
         f"embedded {report['embedded_images']} photos, reused {report['reused_images']}, removed {report['removed_nodes']} stale nodes")
-    console.print(f"{report['images']} images, {report['vectors']} vectors ({report['dim']}-d, {report['embedder']['model_id']}): {state}")
-    console.print(f"nodes by kind: {report['nodes_by_kind']}")
-    console.print(f"regions by label: {report['regions_by_label']}")
+    say(f"{report['images']} images, {report['vectors']} vectors ({report['dim']}-d, {report['embedder']['model_id']}): {state}")
+    say(f"nodes by kind: {report['nodes_by_kind']}")
+    say(f"regions by label: {report['regions_by_label']}")
     if report["skipped_by_reason"]:
-        console.print(f"[yellow]skipped[/]: {report['skipped_by_reason']} (details in {index_dir / 'build_report.json'})")
+        flag("skipped", "yellow", f"{report['skipped_by_reason']} (details in {index_dir / 'build_report.json'})")
     if report["repaired_by_reason"]:
-        console.print(f"[cyan]repaired[/]: {report['repaired_by_reason']}")
-    console.print(f"done in {report['seconds']:.1f}s")
+        flag("repaired", "cyan", str(report["repaired_by_reason"]))
+    say(f"done in {report['seconds']:.1f}s")
     return 0
 
 
@@ -84,15 +89,51 @@ def cmd_info(args: argparse.Namespace) -> int:
     from index.search import index_info
 
     config = optional_config(args)
-    info = index_info(index_dir_of(args, config))
+    index_dir = index_dir_of(args, config)
+    if args.verify:
+        return _verify(index_dir, args.json)
+    info = index_info(index_dir)
     if args.json:
         print_json(info)
         return 0
-    console.print(f"{info['index_dir']}: {info['images']} images, {info['nodes']} nodes, {info['size_bytes'] / 1e6:.1f} MB")
-    console.print(f"embedder {info['embedder']} ({info['embedder_family']}, {info['dim']}-d), {info['index_type']} index, built {info['built_at']}")
-    console.print(f"nodes by kind: {info['nodes_by_kind']}")
-    console.print(f"regions by label: {info['regions_by_label']}")
+    say(f"{info['index_dir']}: {info['images']} images, {info['nodes']} nodes, {info['size_bytes'] / 1e6:.1f} MB")
+    say(f"embedder {info['embedder']} ({info['embedder_family']}, {info['dim']}-d), {info['index_type']} index, built {info['built_at']}")
+    say(f"nodes by kind: {info['nodes_by_kind']}")
+    say(f"regions by label: {info['regions_by_label']}")
     return 0
+
+
+def _verify(index_dir: Path, as_json: bool, shown_per_code: int = 10) -> int:
+    """``info --verify``: the report on stderr (or JSON on stdout); exit 1 if there are problems."""
+    from index.verify import verify_index
+
+    report = verify_index(index_dir)
+    if as_json:
+        print_json(report.to_dict())
+        return 0 if report.ok else 1
+    checked = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.checked.items())
+    say(f"verified {index_dir}: {checked}")
+    for word, style, findings in (("problem", "red", report.problems), ("warning", "yellow", report.warnings)):
+        shown: dict[str, int] = {}
+        for finding in findings:
+            shown[finding.code] = shown.get(finding.code, 0) + 1
+            if shown[finding.code] <= shown_per_code:
+                flag(f"{word} {finding.code}", style, finding.message)
+        for code, n in shown.items():
+            if n > shown_per_code:
+                flag(f"{word} {code}", style, f"... and {n - shown_per_code} more (all of them with --json)")
+    warnings = _plural(len(report.warnings), "warning")
+    if report.ok:
+        flag("ok", "green", f"no problems ({warnings})")
+        return 0
+    # an incremental build trusts the manifest, so it would keep missing crops and wrong entries
+    flag("damaged", "red", f"{_plural(len(report.problems), 'problem')}, {warnings}: rebuild from scratch "
+         f"(move {index_dir} aside, then `python -m index build`).")
+    return 1
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def cmd_search(args: argparse.Namespace) -> int:
