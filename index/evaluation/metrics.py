@@ -10,7 +10,10 @@ returns plain Python values (floats, lists, dicts), so results are JSON-ready.
 * localisation: :func:`box_iou` (the one in :mod:`index.imaging.geometry`);
 * counts and summaries: :func:`precision_recall_f1`, :func:`mean_of_present`, :func:`percentile`;
 * uncertainty: :class:`Interval`, :func:`bootstrap_indices`, :func:`bootstrap_mean_ci`,
-  :func:`bootstrap_diff_ci` (paired, deterministic: one seed gives one set of resamples).
+  :func:`bootstrap_diff_ci` (paired, deterministic: one seed gives one set of resamples), and
+  :class:`UnitResamples`, the same bootstrap drawing whole *units* (vehicles) instead of items,
+  for items correlated within a unit (``groups=`` of the two functions above uses it); they
+  live in :mod:`index.evaluation.bootstrap` and are re-exported here.
 
 Conventions: a ranking is a sequence of booleans, best first, ``True`` where the retrieved
 item is relevant; a division by zero gives 0.0.
@@ -20,15 +23,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from index.evaluation.bootstrap import (
+    Interval,
+    UnitResamples,
+    bootstrap_diff_ci,
+    bootstrap_indices,
+    bootstrap_mean_ci,
+    percentile_interval,
+)
 from index.imaging.geometry import box_iou
 
 __all__ = [
     "Interval",
+    "UnitResamples",
     "average_precision",
     "bootstrap_diff_ci",
     "bootstrap_indices",
@@ -42,6 +52,7 @@ __all__ = [
     "mean_average_precision",
     "mean_of_present",
     "percentile",
+    "percentile_interval",
     "precision_at_k",
     "precision_recall_f1",
     "weighted_vote",
@@ -218,100 +229,3 @@ def mean_average_precision(
     """Mean of :func:`average_precision` over queries (``n_relevant`` per query, optional)."""
     counts = list(n_relevant) if n_relevant is not None else [None] * len(rankings)
     return mean([average_precision(r, n) for r, n in zip(rankings, counts, strict=True)])
-
-
-# ------------------------------------------------------------------------------ uncertainty
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with a two-sided bootstrap percentile interval (None where undefined)."""
-
-    estimate: float | None
-    low: float | None
-    high: float | None
-    confidence: float = 0.95
-    resamples: int = 0
-
-    @property
-    def significant(self) -> bool:
-        """True when the interval excludes 0."""
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
-
-    def to_dict(self, name: str = "estimate") -> dict[str, Any]:
-        """JSON-ready form; ``name`` is the key of the estimate (``"diff"`` for a difference)."""
-        return {name: self.estimate, "ci_low": self.low, "ci_high": self.high, "confidence": self.confidence,
-                "resamples": self.resamples, "significant": self.significant}
-
-
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """``resamples`` x ``n`` item indices drawn with replacement, one row per resample.
-
-    Rows are drawn one after another from one generator, so the first rows for a seed are the
-    same however many are asked for: every metric resampled with one seed shares its resamples.
-    """
-    rng = np.random.default_rng(seed)
-    if n == 0 or resamples == 0:
-        return np.zeros((resamples, n), dtype=np.int64)
-    return np.stack([rng.integers(0, n, size=n) for _ in range(resamples)])
-
-
-def percentile_interval(estimate: float | None, samples: np.ndarray, confidence: float) -> Interval:
-    """The percentile interval of bootstrap ``samples`` (NaN samples left out) around ``estimate``."""
-    if not 0 < confidence < 1:
-        raise ValueError("confidence must be between 0 and 1")
-    samples = np.asarray(samples, dtype=np.float64)
-    samples = samples[~np.isnan(samples)]
-    if estimate is None or samples.size == 0:
-        return Interval(estimate, None, None, confidence, int(samples.size))
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(samples, [tail, 1 - tail])
-    return Interval(estimate, float(low), float(high), confidence, int(samples.size))
-
-
-def bootstrap_mean_ci(
-    values: Sequence[float], *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> Interval:
-    """Percentile-bootstrap confidence interval of a mean (deterministic for a seed).
-
-    Args:
-        values: The per-item values.
-        n_resamples: Bootstrap resamples.
-        confidence: Two-sided coverage, e.g. 0.95.
-        seed: Seed of the resampling (:func:`bootstrap_indices`).
-
-    Returns:
-        ``Interval(mean, low, high)``; no interval (None bounds) for fewer than two values,
-        and no estimate for none.
-    """
-    data = np.asarray(values, dtype=np.float64)
-    if data.size == 0:
-        return Interval(None, None, None, confidence, 0)
-    estimate = float(data.mean())
-    if data.size < 2:
-        return Interval(estimate, None, None, confidence, 0)
-    means = data[bootstrap_indices(data.size, n_resamples, seed)].mean(axis=1)
-    return percentile_interval(estimate, means, confidence)
-
-
-def bootstrap_diff_ci(
-    a: Sequence[float], b: Sequence[float], *, n_resamples: int = 2000,
-    confidence: float = 0.95, seed: int = 0,
-) -> Interval:
-    """Paired bootstrap interval of ``mean(a) - mean(b)`` (items resampled together).
-
-    Args:
-        a: Per-item scores of one system (e.g. with retrieval).
-        b: The other system's scores on the same items, in the same order.
-        n_resamples: Bootstrap resamples.
-        confidence: Two-sided coverage.
-        seed: Seed of the resampling.
-
-    Returns:
-        ``Interval(mean difference, low, high)``; an interval excluding 0 says the difference
-        is unlikely to be chance at that confidence.
-    """
-    if len(a) != len(b):
-        raise ValueError(f"paired samples differ in length: {len(a)} and {len(b)}")
-    diffs = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    return bootstrap_mean_ci(diffs.tolist(), n_resamples=n_resamples, confidence=confidence, seed=seed)
