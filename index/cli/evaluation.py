@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import io
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from index.cli.common import add_config_args, config_from_args
-from index.console import cells, console, print_json, progress_bar, say
+from index.console import cells, console, flag, print_json, progress_bar, say
 from index.errors import EvaluationError, UserError
 from index.evaluation import (
     DEFAULT_CACHE_DIR,
@@ -18,10 +21,13 @@ from index.evaluation import (
     DEFAULT_STRATEGIES,
     STRATEGY_NAMES_HELP,
     evaluate_retrieval,
+    format_interval,
     format_metric,
     parse_strategies,
+    row_interval,
     short_model_name,
 )
+from index.evaluation.intervals import METRICS, MIN_QUERIES, metric_name
 
 
 def register(sub: Any) -> None:
@@ -44,6 +50,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--no-cache", action="store_true", help="Build the row indexes inside the run folder instead.")
     parser.add_argument("--workers", type=int, help="Decoding threads (default 2).")
     parser.add_argument("--no-plots", action="store_true", help="Skip the PNG plots.")
+    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                        help="Bootstrap resamples of the test vehicles per interval (default %(default)s).")
+    parser.add_argument("--confidence", type=float, default=0.95,
+                        help="Coverage of the intervals (default %(default)s).")
     parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
     parser.set_defaults(func=cmd_eval)
 
@@ -52,9 +62,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run the retrieval evaluation from parsed command-line arguments."""
     config = config_from_args(args)
     for name, value, low in (("-k", args.k, 1), ("--depth", args.depth, 0), ("--limit", args.limit, 2),
-                             ("--workers", args.workers, 1)):
+                             ("--workers", args.workers, 1), ("--bootstrap", args.bootstrap, 1)):
         if value is not None and value < low:
             raise UserError(f"{name} must be at least {low}, got {value}.")
+    if not 0 < args.confidence < 1:
+        raise UserError(f"--confidence must be between 0 and 1, got {args.confidence}.")
     try:
         specs = parse_strategies(args.strategies)
     except EvaluationError as exc:
@@ -67,21 +79,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 config, strategies=specs, embedders=args.embedder, k=args.k, depth=args.depth,
                 test_fraction=args.test_fraction, seed=args.seed, limit=args.limit, run_dir=run_dir,
                 cache_dir=cache_dir, workers=args.workers, plots=not args.no_plots,
-                progress=advance, total=set_total)
+                resamples=args.bootstrap, confidence=args.confidence, progress=advance, total=set_total)
         except EvaluationError as exc:
             raise UserError(str(exc)) from None
     if args.json:
         print_json(result)
         return 0
+    print_summary(result)
+    return 0
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """The run on stderr: per row and metric, value [interval], chance and lift; then the verdicts."""
     k = result["k"]
-    table = Table(title=f"{result['dataset']}: retrieval, k={k}", show_edge=False)
-    for column in ("strategy", "embedder", "queries", "nodes", f"P@{k}", f"hit@{k}", "mAP", "kNN F1", "s"):
-        table.add_column(column, justify="left" if column in ("strategy", "embedder") else "right")
+    confidence = 100 * result.get("bootstrap", {}).get("confidence", 0.95)
+    embedders = list(dict.fromkeys(row["embedder"] for row in result["rows"]))
+    title = f"{result['dataset']}: retrieval, k={k}, {confidence:g} % intervals over test vehicles"
+    if len(embedders) == 1:
+        title += f", {short_model_name(embedders[0])}"
+    table = Table(title=title, show_edge=False, box=box.SIMPLE_HEAD)
+    columns = ["strategy", *(["embedder"] if len(embedders) > 1 else []), "kind", "queries", "metric",
+               "value [CI]", "chance", "lift [CI]"]
+    for column in columns:
+        left = column in ("strategy", "embedder", "kind", "metric")
+        table.add_column(column, justify="left" if left else "right", no_wrap=not left,
+                         overflow="ellipsis" if left else "fold", max_width=24 if left else None)
     for row in result["rows"]:
-        table.add_row(*cells(row["strategy"], short_model_name(row["embedder"]), str(row["queries"]), str(row["index_nodes"]),
-                      format_metric(row["precision_at_k"]), format_metric(row["hit_at_k"]), format_metric(row["map"]),
-                      format_metric(row["knn_macro_f1"]), f"{row['seconds']:.1f}"))
-    console.print(table)
+        for i, metric in enumerate(METRICS):
+            chance = row.get(f"chance_{metric}")
+            head = [row["strategy"], *([short_model_name(row["embedder"])] if len(embedders) > 1 else []),
+                    row["kind"], f"{row['queries']}{' (!)' if row['queries'] < MIN_QUERIES else ''}"]
+            table.add_row(*cells(*(head if i == 0 else [""] * len(head)), metric_name(metric, k, short=True),
+                                 format_interval(row_interval(row, metric)),
+                                 "n/a" if chance is None else format_metric(chance),
+                                 format_interval(row_interval(row, f"lift_{metric}"), signed=True)),
+                          end_section=i == len(METRICS) - 1)
+    if console.is_terminal:
+        console.print(table)
+    else:  # a piped stderr is 80 columns to rich: render at the table's natural width instead
+        wide = Console(file=io.StringIO(), width=160, color_system=None)
+        wide.print(table)
+        console.out(wide.file.getvalue().rstrip("\n"), highlight=False)
+    for warning in result.get("warnings", []):
+        flag("warning", "yellow", warning)
+    for row in result["rows"]:
+        if row.get("against_chance"):
+            say(f"vs chance: {row['against_chance']}")
+    for line in result.get("verdicts", []):
+        say(f"verdict: {line}")
     say(f"best by mAP: {result['best']['strategy']} / {short_model_name(result['best']['embedder'])}")
     say(f"report: {result['files']['markdown']}  ({result['seconds']:.1f}s)")
-    return 0

@@ -12,8 +12,10 @@ server:
 3. **Queries.** The same strategy plans crops on the **test** images; every labelled crop of
    the row's kind is one query, searched in the train index restricted to that kind.
 4. **Metrics.** Precision@k, hit@k, mAP (AP at ``--depth``) and the macro F1 of a k-NN vote,
-   relevance being "shares a label with the query"; a paired bootstrap interval compares
-   embedders within one strategy.
+   relevance being "shares a label with the query"; each with its chance level (a random
+   ranking; the label-prior vote), its lift over chance, and a bootstrap interval over the test
+   vehicles. Paired intervals over the same resampled vehicles compare strategies within one
+   embedder and kind, and embedders within one strategy, each with a verdict line.
 
 Outputs (``--out RUN_DIR``, default ``outputs/eval/retrieval-<time>``): ``retrieval.json`` (what
 ``--json`` prints), ``retrieval.md``, ``retrieval_queries.jsonl``, ``metrics.png`` and
@@ -26,26 +28,37 @@ Modules, each with one job:
 - :mod:`~index.evaluation.embedding`: rendering and embedding planned crops;
 - :mod:`~index.evaluation.split_index`: a row's train index and query vectors, built or cached;
 - :mod:`~index.evaluation.rows`: scoring one row (relevance and metrics in detail);
+- :mod:`~index.evaluation.chance`: the chance level of each metric (closed forms);
+- :mod:`~index.evaluation.intervals`: intervals, lifts, warnings and verdicts of rows;
 - :mod:`~index.evaluation.run`: the whole run (:func:`evaluate_retrieval`);
 - :mod:`~index.evaluation.outputs`: the Markdown report, the query log and how figures print;
 - :mod:`~index.evaluation.plots`: the PNG plots;
 - :mod:`~index.evaluation.metrics`: the pure metrics, shared with the end-to-end evaluation
-  of the agent.
+  of the agent; :mod:`~index.evaluation.bootstrap`: the one bootstrap (items or vehicles).
 
 torch, FAISS, LlamaIndex and matplotlib are imported only when a run needs them.
 """
 
 from index.evaluation.context import Progress, RunContext
 from index.evaluation.embedding import embed_plan
+from index.evaluation.intervals import (
+    MIN_QUERIES,
+    RowScores,
+    compare_rows,
+    strategy_comparisons,
+    summarise,
+)
 from index.evaluation.outputs import (
     best_row,
+    format_interval,
     format_markdown,
     format_metric,
     rounded_bounds,
+    row_interval,
     short_model_name,
     write_outputs,
 )
-from index.evaluation.plots import plot_confusion, plot_metrics
+from index.evaluation.plots import metrics_figure, plot_confusion, plot_metrics
 from index.evaluation.rows import evaluate_row
 from index.evaluation.run import DEFAULT_OUT_DIR, evaluate_retrieval
 from index.evaluation.split_index import (
@@ -68,24 +81,32 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "DEFAULT_OUT_DIR",
     "DEFAULT_STRATEGIES",
+    "MIN_QUERIES",
     "STRATEGY_NAMES_HELP",
     "PreparedRow",
     "Progress",
+    "RowScores",
     "RunContext",
     "StrategySpec",
     "best_row",
     "build_split_index",
+    "compare_rows",
     "embed_plan",
     "evaluate_retrieval",
     "evaluate_row",
+    "format_interval",
     "format_markdown",
     "format_metric",
+    "metrics_figure",
     "parse_strategies",
     "parse_strategy",
     "plot_confusion",
     "plot_metrics",
     "prepare_row",
     "rounded_bounds",
+    "row_interval",
     "short_model_name",
+    "strategy_comparisons",
+    "summarise",
     "write_outputs",
 ]

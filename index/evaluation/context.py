@@ -28,6 +28,9 @@ class RunContext:
         cache_root: The folder of the cached row indexes and query vectors.
         workers: Decoding threads.
         progress: Called with the number of photos just processed.
+        resamples: Bootstrap resamples of the test vehicles, per interval.
+        confidence: Two-sided coverage of the intervals.
+        seed: Seed of the bootstrap.
         signatures: Pixel signature of each image id, computed once per run.
         queries_out: One record per query of every row (``retrieval_queries.jsonl``).
     """
@@ -39,6 +42,9 @@ class RunContext:
     cache_root: Path
     workers: int
     progress: Progress | None
+    resamples: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
     signatures: dict[str, str] = field(default_factory=dict)
     queries_out: list[dict[str, Any]] = field(default_factory=list)
 

@@ -6,31 +6,36 @@ every shot of one vehicle is on one side, so a near-duplicate of a test photo is
 index it is evaluated against. Each row is then built (:mod:`~index.evaluation.split_index`) and
 scored (:mod:`~index.evaluation.rows`).
 
-Rows of different kinds have different query sets (regions vs photos vs tiles): compare region
-strategies with each other, and embedders within one strategy (their query sets are identical,
-so ``comparisons`` gives a paired bootstrap interval of their mAP difference).
+Rows of different kinds have different query sets (regions vs photos vs tiles), so rows are
+compared only within a kind (:mod:`~index.evaluation.intervals`): ``strategy_comparisons`` pairs
+every two strategies of one embedder and kind, ``comparisons`` every embedder with the first one
+within a strategy; both give paired differences on the same bootstrap resamples of the test
+vehicles, and a verdict line each (``verdicts``).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import index.evaluation.metrics as metrics
 from index.config import DomainConfig
 from index.dataset.ingest import read_dataset
 from index.dataset.sampling import stratified_sample
 from index.dataset.splits import split_by_vehicle
 from index.errors import EvaluationError
 from index.evaluation.context import Progress, RunContext
-from index.evaluation.outputs import rounded_bounds, write_outputs
+from index.evaluation.intervals import RowScores, compare_rows, strategy_comparisons
+from index.evaluation.outputs import short_model_name, write_outputs
 from index.evaluation.rows import evaluate_row
 from index.evaluation.split_index import DEFAULT_CACHE_DIR
 from index.evaluation.strategies import DEFAULT_STRATEGIES, StrategySpec, parse_strategies
 from index.files import write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_OUT_DIR = Path("outputs/eval")
 
@@ -49,6 +54,8 @@ def evaluate_retrieval(
     cache_dir: Path | None = None,
     workers: int | None = None,
     plots: bool = True,
+    resamples: int = 2000,
+    confidence: float = 0.95,
     progress: Progress | None = None,
     total: Progress | None = None,
 ) -> dict[str, Any]:
@@ -69,14 +76,19 @@ def evaluate_retrieval(
             them with the run).
         workers: Decoding threads (default: 2).
         plots: Write the PNG plots.
+        resamples: Bootstrap resamples of the test vehicles, per interval.
+        confidence: Two-sided coverage of the intervals (0.95: 95 % intervals).
         progress: Called with the number of photos just processed.
         total: Called once with the number of photos to process.
 
     Returns:
         The result (also written to ``retrieval.json``): ``rows`` (one per strategy and
-        embedder: ``precision_at_k``, ``hit_at_k``, ``map``, ``knn_macro_f1``, ``queries``,
+        embedder: ``precision_at_k``, ``hit_at_k``, ``map``, ``knn_macro_f1``, each with
+        ``<metric>_ci``, ``chance_<metric>``, ``lift_<metric>``, ``lift_<metric>_ci`` and
+        ``<metric>_over_chance``; ``queries``, ``vehicles``, ``warnings``, ``against_chance``,
         ``index_nodes``, ``seconds``, per-label F1 and confusion matrix), ``best``,
-        ``comparisons``, ``split`` and ``files``.
+        ``comparisons`` (embedders), ``strategy_comparisons``, ``verdicts``, ``warnings``,
+        ``bootstrap``, ``split`` and ``files``.
 
     Raises:
         EvaluationError: If the options are invalid or a side of the split is empty.
@@ -88,6 +100,8 @@ def evaluate_retrieval(
     started = time.perf_counter()
     if k < 1:
         raise EvaluationError("k must be at least 1")
+    if resamples < 1 or not 0 < confidence < 1:
+        raise EvaluationError("resamples must be at least 1 and confidence between 0 and 1")
     if isinstance(strategies, list) and all(isinstance(s, StrategySpec) for s in strategies) and strategies:
         specs = list(strategies)
     else:
@@ -114,24 +128,29 @@ def evaluate_retrieval(
         total(len(models) * len(specs) * (len(split.train) + len(split.test)))
     ctx = RunContext(config=config, split=split, k=k, depth=depth,
                      cache_root=Path(cache_dir or DEFAULT_CACHE_DIR), workers=max(1, workers or 2),
-                     progress=progress)
+                     progress=progress, resamples=resamples, confidence=confidence, seed=seed)
     rows: list[dict[str, Any]] = []
-    aps: dict[tuple[str, str], dict[str, float]] = {}
+    scores: dict[tuple[str, str], RowScores] = {}
     for model in models:
         embedder_config = config.embedder
         if model != config.embedder.model:
             embedder_config = config.embedder.model_copy(update={"model": model, "family": "auto"})
         embedder = load_embedder(embedder_config)
         for spec in specs:
-            row, per_query = evaluate_row(ctx, spec, embedder, embedder_config, model)
+            row, row_scores = evaluate_row(ctx, spec, embedder, embedder_config, model)
             rows.append(row)
-            aps[(spec.name, model)] = per_query
+            scores[(spec.name, model)] = row_scores
         del embedder
         gc.collect()
     # Image/tile relevance (any shared label on a whole photo) is easier than region relevance,
     # so the best row is chosen among region rows when there are any.
     pool = [r for r in rows if r["kind"] == "region"] or rows
     best = max(pool, key=lambda r: (r["map"], r["hit_at_k"], r["knn_macro_f1"]))
+    boot = {"n_resamples": resamples, "confidence": confidence, "seed": seed}
+    by_strategy = strategy_comparisons([scores[(s.name, m)] for m in models for s in specs], **boot)
+    comparisons = _comparisons(specs, models, scores, boot)
+    for line in [c["verdict"] for c in by_strategy + comparisons]:
+        logger.info("%s", line)
     result = {
         "dataset": config.name,
         "k": k,
@@ -146,7 +165,12 @@ def evaluate_retrieval(
         "rows": rows,
         "best": {"strategy": best["strategy"], "embedder": best["embedder"],
                  "by": "map among region rows" if pool is not rows else "map"},
-        "comparisons": _comparisons(specs, models, aps),
+        "bootstrap": {"unit": "test vehicle", "resamples": resamples, "confidence": confidence, "seed": seed,
+                      "paired": True},
+        "comparisons": comparisons,
+        "strategy_comparisons": by_strategy,
+        "verdicts": [c["verdict"] for c in by_strategy] + [c["verdict"] for c in comparisons],
+        "warnings": [w for r in rows for w in r["warnings"]],
         "run_dir": str(run_dir),
         "cache_dir": str(ctx.cache_root),
         "seconds": 0.0,
@@ -157,19 +181,24 @@ def evaluate_retrieval(
     return result
 
 
-def _comparisons(specs: list[StrategySpec], models: list[str],
-                 aps: dict[tuple[str, str], dict[str, float]]) -> list[dict[str, Any]]:
-    """Paired bootstrap intervals of each embedder's mAP minus the first one's, per strategy."""
+def _comparisons(specs: list[StrategySpec], models: list[str], scores: dict[tuple[str, str], RowScores],
+                 boot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each embedder minus the first one, per strategy: paired by query and vehicle.
+
+    ``difference`` and ``ci95`` are the mAP difference (the first key this list had); every
+    metric is in ``metrics``.
+    """
     out = []
     for spec in specs:
-        base = aps[(spec.name, models[0])]
+        base = scores[(spec.name, models[0])]
         for model in models[1:]:
-            other = aps[(spec.name, model)]
-            common = [q for q in base if q in other]
-            if not common:
+            other = scores[(spec.name, model)]
+            if not base.queries or not other.queries:
                 continue
-            ci = metrics.bootstrap_diff_ci([other[q] for q in common], [base[q] for q in common], seed=0)
-            out.append({"strategy": spec.name, "metric": "map", "embedder": model, "baseline": models[0],
-                        "difference": round(ci.estimate, 4), "ci95": rounded_bounds(ci),
-                        "queries": len(common)})
+            pair = compare_rows(other, base, name_a=f"{spec.name} / {short_model_name(model)}",
+                                name_b=short_model_name(models[0]), **boot)
+            ap = pair["metrics"]["map"]
+            out.append({"strategy": spec.name, "kind": spec.kind, "metric": "map", "embedder": model,
+                        "baseline": models[0], "difference": ap["diff"], "ci95": [ap["ci_low"], ap["ci_high"]],
+                        "queries": other.queries, **pair})
     return out

@@ -19,6 +19,9 @@ from tests.fixtures.datasets import with_root
 from tests.fixtures.paths import REPO, VEHICLE_CONFIG
 
 METRICS = ("precision_at_k", "hit_at_k", "map", "knn_macro_f1")
+#: The keys every row of retrieval.json carries (what the README documents).
+NAMED_KEYS = ("precision_at_k", "precision_at_k_ci", "chance_precision_at_k", "hit_at_k_ci", "map_ci",
+              "knn_macro_f1", "knn_macro_f1_ci", "chance_knn_macro_f1", "queries")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,7 @@ def run(config, tiny_dinov2, second_model, tmp_path_factory):
     result = evaluate_retrieval(
         config, strategies="default,image", embedders=[str(tiny_dinov2), str(second_model)], k=3,
         run_dir=base / "run", cache_dir=base / "cache", progress=calls.append, total=totals.append,
+        resamples=500,
     )
     return result, base, sum(calls), totals
 
@@ -83,8 +87,77 @@ def test_rows_compare_strategies_and_embedders(run, tiny_dinov2, second_model):
     assert {c["strategy"] for c in result["comparisons"]} == {"default", "image"}
     for comparison in result["comparisons"]:
         low, high = comparison["ci95"]
-        assert low <= comparison["difference"] <= high
+        if comparison["vehicles"] < 2:  # one test vehicle: nothing to resample, no interval
+            assert low is None and high is None
+        else:
+            assert low <= comparison["difference"] <= high
     assert result["best"]["strategy"] == "default"  # chosen among region rows
+
+
+def test_rows_carry_chance_lift_intervals_and_warnings(run):
+    result, base, _, _ = run
+    for row in result["rows"]:
+        assert all(key in row for key in NAMED_KEYS)
+        for key in METRICS:
+            assert 0.0 <= row[f"chance_{key}"] <= 1.0
+            assert row[f"lift_{key}"] == pytest.approx(row[key] - row[f"chance_{key}"], abs=2e-4)
+            if row["vehicles"] < 2:  # this small split has one test vehicle: no interval, said so
+                assert row[f"{key}_ci"] == row[f"lift_{key}_ci"] == [None, None]
+                assert row["against_chance"].endswith("no interval (fewer than two test vehicles)")
+                continue
+            low, high = row[f"{key}_ci"]
+            assert 0.0 <= low <= high <= 1.0
+            lift_low, lift_high = row[f"lift_{key}_ci"]
+            assert lift_low <= lift_high
+        assert row["map_ci95"] == row["map_ci"]  # the older key still read
+        assert row["vehicles"] <= result["split"]["test_groups"]
+        assert row["chance_knn_label"] in row["index_nodes_by_label"]
+        assert bool(row["warnings"]) == (row["queries"] < 50 or row["vehicles"] < 10)
+        assert row["against_chance"].startswith(f"{row['strategy']} / ")
+    assert result["warnings"] == [w for r in result["rows"] for w in r["warnings"]]
+    assert result["bootstrap"]["unit"] == "test vehicle" and result["bootstrap"]["resamples"] == 500
+    # Chance of P@k per region query = (train nodes of its label) / (train nodes), all k ranks in the index.
+    row = result["rows"][0]
+    lines = [json.loads(line) for line in (base / "run" / "retrieval_queries.jsonl").read_text().splitlines()]
+    queries = [q for q in lines if q["strategy"] == "default" and q["embedder"] == row["embedder"]]
+    assert len(queries) == row["queries"]
+    for query in queries:
+        relevant = sum(row["index_nodes_by_label"].get(label, 0) for label in query["labels"])
+        assert query["chance_precision_at_k"] == pytest.approx(relevant / row["index_nodes"], abs=1e-4)
+        assert query["vehicle"]
+    assert row["chance_precision_at_k"] == pytest.approx(
+        sum(q["chance_precision_at_k"] for q in queries) / len(queries), abs=1e-3)
+
+
+def test_strategies_of_one_kind_are_compared_with_a_verdict(run, config, tiny_dinov2, capsys):
+    from index.cli.evaluation import print_summary
+
+    _, base, _, _ = run
+    # Half the photos on the test side: two test vehicles, so there is something to resample.
+    result = evaluate_retrieval(config, strategies="default,margin=1.0,image", embedders=[str(tiny_dinov2)], k=3,
+                                run_dir=base / "pairs", cache_dir=base / "cache_pairs", resamples=300,
+                                test_fraction=0.5)
+    assert {r["vehicles"] for r in result["rows"]} == {2}
+    for row in result["rows"]:
+        for key in METRICS:
+            low, high = row[f"{key}_ci"]
+            assert low is not None and low <= high
+    (pair,) = result["strategy_comparisons"]  # image rows are another kind: never paired with regions
+    assert {pair["a"], pair["b"]} == {"default", "margin=1.0"} and pair["kind"] == "region"
+    for metric in METRICS:
+        diff = pair["metrics"][metric]
+        assert diff["ci_low"] <= diff["ci_high"]
+    assert pair["metrics"]["precision_at_k"]["diff"] >= 0  # the better P@k first
+    assert result["verdicts"] == [pair["verdict"]]
+    assert " beats " in pair["verdict"] or "no clear difference" in pair["verdict"]
+    print_summary(result)
+    printed = capsys.readouterr().err
+    assert "value [CI]" in printed and "chance" in printed and "lift [CI]" in printed
+    assert "verdict: region rows" in printed and "vs chance: default" in printed
+    assert result["warnings"] and all(w[:40] in printed for w in result["warnings"])
+    assert printed.count("warning:") == len(result["warnings"])
+    markdown = (base / "pairs" / "retrieval.md").read_text()
+    assert "## Strategies compared" in markdown and pair["verdict"] in markdown
 
 
 def test_outputs_are_written(run):
@@ -98,6 +171,9 @@ def test_outputs_are_written(run):
     markdown = (out / "retrieval.md").read_text()
     assert "| strategy |" in markdown and "| default |" in markdown and "| image |" in markdown
     assert "Best row by map among region rows" in markdown and "Confusion matrix" in markdown
+    assert "## Against chance" in markdown and "## How to read this" in markdown and "lift [CI]" in markdown
+    for row in saved["rows"]:
+        assert all(key in row for key in NAMED_KEYS)
 
 
 def test_queries_never_retrieve_test_photos(run):
