@@ -57,12 +57,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = config_from_args(args, **{"embedder.model": args.embedder, "index.type": args.index_type})
     index_dir = index_dir_of(args, config)
     say(f"building {index_dir} from {config.dataset.root} with {config.embedder.model}")
-    # build_index takes `wait` once the locking change lands; until then pass it only when asked
-    extra = {"wait": True} if args.wait else {}
     with progress_bar("Embedding photos", "images") as (advance, set_total):
         try:
             report = build_index(config, index_dir=index_dir, limit=args.limit, seed=args.seed,
-                                 workers=args.workers, progress=advance, total=set_total, **extra)
+                                 workers=args.workers, progress=advance, total=set_total, wait=args.wait)
         except KeyboardInterrupt:
             flag("interrupted", "yellow", f"{index_dir} is unchanged; the next build resumes from its last checkpoint.")
             return 130
@@ -71,6 +69,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 0
     if report["rebuilt"]:
         flag("note", "yellow", str(report["rebuilt"]))
+    if report.get("recut_images"):
+        flag("repaired", "cyan", f"{report['recut_images']} photos had crop files missing on disk; cut and embedded again")
     state = "already up to date" if report["up_to_date"] else (
         f"embedded {report['embedded_images']} photos, reused {report['reused_images']}, removed {report['removed_nodes']} stale nodes")
     say(f"{report['images']} images, {report['vectors']} vectors ({report['dim']}-d, {report['embedder']['model_id']}): {state}")
@@ -126,7 +126,11 @@ def _verify(index_dir: Path, as_json: bool, shown_per_code: int = 10) -> int:
     if report.ok:
         flag("ok", "green", f"no problems ({warnings})")
         return 0
-    # an incremental build trusts the manifest, so it would keep missing crops and wrong entries
+    if {finding.code for finding in report.problems} == {"missing_crop"}:
+        flag("damaged", "red", f"{_plural(len(report.problems), 'problem')}, {warnings}: run `python -m index build "
+             f"--out {index_dir}`; it cuts missing crops again.")
+        return 1
+    # other damage (edited paths, counts that disagree) is in files an incremental build trusts
     flag("damaged", "red", f"{_plural(len(report.problems), 'problem')}, {warnings}: rebuild from scratch "
          f"(move {index_dir} aside, then `python -m index build`).")
     return 1
