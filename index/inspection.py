@@ -12,7 +12,7 @@ from typing import Any
 
 from index.config import DomainConfig
 from index.dataset.ingest import DatasetScan, read_dataset
-from index.dataset.records import issue_list
+from index.dataset.records import ImageRecord, issue_list
 from index.dataset.sampling import stratified_sample
 from index.files import write_json_atomic
 from index.regions.plan import RegionCrop, plan_crops
@@ -102,12 +102,39 @@ def summarise(config: DomainConfig, scan: DatasetScan, crops: list[RegionCrop]) 
         "edited": sum(1 for r in records if r.attributes.get("edited")),
         "excluded_incorrect": sum(1 for i in scan.skipped if i.reason == "marked_incorrect"),
         "embedded_images": sum(1 for r in records if r.embedded),
+        "splits": by_split(records, region_crops),
         "skipped_by_reason": dict(Counter(i.reason for i in scan.skipped).most_common()),
         "repaired_by_reason": dict(Counter(i.reason for i in scan.repaired).most_common()),
         "skipped": issue_list(scan.skipped),
         "repaired": issue_list(scan.repaired),
         "read_seconds": round(scan.seconds, 3),
     }
+
+
+#: The ``splits`` key of images whose adapter recorded no split.
+NO_SPLIT = "(none)"
+
+
+def by_split(records: list[ImageRecord], region_crops: list[RegionCrop]) -> dict[str, dict[str, Any]]:
+    """Images, annotations and region nodes per split (``attributes["split"]``: train, val, test…).
+
+    Images without a split count under :data:`NO_SPLIT`; splits come in the order train, val,
+    test, then any other, then :data:`NO_SPLIT`.
+    """
+    nodes = Counter(c.record.image_id for c in region_crops)
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        split = record.attributes.get("split")
+        entry = out.setdefault(str(split) if split else NO_SPLIT, {
+            "images": 0, "annotations": 0, "region_nodes": 0, "images_without_damage": 0, "annotations_by_label": Counter()})
+        entry["images"] += 1
+        entry["annotations"] += len(record.regions)
+        entry["region_nodes"] += nodes[record.image_id]
+        entry["images_without_damage"] += not record.regions
+        entry["annotations_by_label"].update(r.label_key for r in record.regions)
+    order = {"train": 0, "val": 1, "test": 2, NO_SPLIT: 4}
+    return {split: {**entry, "annotations_by_label": dict(entry["annotations_by_label"].most_common())}
+            for split, entry in sorted(out.items(), key=lambda kv: (order.get(kv[0], 3), kv[0]))}
 
 
 def inspect_dataset(

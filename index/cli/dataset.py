@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from index.cli.common import add_config_args, config_from_args
 from index.config import load_config
@@ -58,7 +59,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _print_inspection(report: dict[str, Any]) -> None:
-    table = Table(title=f"{report['dataset']}: {report['images']} images", show_edge=False)
+    table = Table(title=Text(f"{report['dataset']}: {report['images']} images"), show_edge=False)
     table.add_column("label")
     table.add_column("images", justify="right")
     table.add_column("annotations", justify="right")
@@ -66,6 +67,7 @@ def _print_inspection(report: dict[str, Any]) -> None:
     for key, regions in report["regions_by_label"].items():
         table.add_row(*cells(key, report["images_by_label"][key], report["annotations_by_label"][key], regions))
     console.print(table)
+    _print_splits(report.get("splits") or {})
     say(f"nodes by kind: {report['nodes_by_kind']}  (merged regions: {report['merged_regions']})")
     say(f"annotation side px: {report['annotation_side_px']}")
     say(f"zones: {report['zones']}  vehicle groups: {report['vehicle_groups']}")
@@ -80,6 +82,21 @@ def _print_inspection(report: dict[str, Any]) -> None:
         flag("repaired", "cyan", str(report["repaired_by_reason"]))
     say(f"report: {report['report']}" + (f"\ncontact sheet: {report['contact_sheet']}" if "contact_sheet" in report else ""))
     say(f"done in {report['seconds']:.2f}s (reading {report['read_seconds']:.2f}s)")
+
+
+def _print_splits(splits: dict[str, dict[str, Any]]) -> None:
+    """Images, annotations and region nodes per split, when the dataset records splits."""
+    from index.inspection import NO_SPLIT
+
+    if not splits or list(splits) == [NO_SPLIT]:
+        return
+    table = Table(title=Text(f"by split ({len(splits)})"), show_edge=False)
+    for column in ("split", "images", "annotations", "region nodes", "without damage"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, entry in splits.items():
+        table.add_row(*cells(split, entry["images"], entry["annotations"], entry["region_nodes"],
+                             entry["images_without_damage"]))
+    console.print(table)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

@@ -80,17 +80,19 @@ class DatasetConfig(_Strict):
     root: Path = Field(default=Path("data"), description="Folder holding images and annotations.")
     format: str = Field(
         default="labelme",
-        description="Annotation format: a module in index/adapters ('labelme', 'coco') or "
-        "'package.module:AdapterClass' for an adapter of your own.",
+        description="Annotation format: a module in index/dataset/adapters ('labelme', 'coco', "
+        "'yolo') or 'package.module:AdapterClass' for an adapter of your own.",
     )
     annotation_file: Path | None = Field(
         default=None,
-        description="For one-file formats (COCO): the annotation JSON, relative to `root`.",
+        description="For one-file formats: the COCO JSON or YOLO data.yaml, relative to `root` "
+        "(default: found in `root`; several COCO split files are read together). A `root` "
+        "naming a .json/.yaml file sets it: root becomes the file's folder.",
     )
     images_dir: Path | None = Field(
         default=None,
-        description="For one-file formats (COCO): the image folder, relative to `root` "
-        "(default: `root`, then `root/images`).",
+        description="For one-file formats: the image folder, relative to `root` (default: "
+        "found from the layout: `root/images`, then `root`).",
     )
     image_extensions: list[str] = Field(
         default=[".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"],
@@ -136,6 +138,16 @@ class DatasetConfig(_Strict):
         description="Index images that an annotation names outside `root` (a '../' or an "
         "absolute path). Off: they are skipped as outside_dataset.",
     )
+
+    @model_validator(mode="after")
+    def _root_may_name_the_annotation_file(self) -> DatasetConfig:
+        """``root: data/x/instances_val.json`` reads that file: root is its folder (text only, no file read).
+
+        LabelMe keeps one JSON per image, so its root stays a folder (and a file is an error).
+        """
+        if self.root.suffix.lower() in (".json", ".yaml", ".yml") and self.format != "labelme":
+            self.annotation_file, self.root = Path(self.root.name), self.root.parent
+        return self
 
 
 class RegionStrategy(_Strict):

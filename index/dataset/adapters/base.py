@@ -44,7 +44,14 @@ def load_adapter(config: DatasetConfig) -> DatasetAdapter:
     Raises:
         AdapterError: If the format names no adapter or the dataset folder is missing.
     """
-    if not Path(config.root).is_dir():
+    root = Path(config.root)
+    if root.is_file():
+        raise AdapterError(
+            f"Dataset {printable_path(root)} is a file, not a folder; a single annotation file can be "
+            "the dataset for formats that keep one (a COCO .json, a YOLO data.yaml), not for "
+            f"'{config.format}': give its folder."
+        )
+    if not root.is_dir():
         raise AdapterError(f"Dataset folder {config.root} does not exist or is not a folder.")
     fmt = config.format
     if ":" in fmt:
@@ -64,7 +71,7 @@ def load_adapter(config: DatasetConfig) -> DatasetAdapter:
     adapter_cls = getattr(module, attr, None)
     if adapter_cls is None:
         builtin = sorted(
-            p.stem for p in Path(__file__).parent.glob("*.py") if p.stem not in ("__init__", "base")
+            p.stem for p in Path(__file__).parent.glob("*.py") if p.stem != "base" and not p.stem.startswith("_")
         )
         where = f" ({module_name} has no '{attr}')" if module is not None else ""
         raise AdapterError(
@@ -91,6 +98,22 @@ def inside_folder(path: Path, root: Path) -> bool:
     """
     target, folder = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
     return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+           "test": "test", "testing": "test"}
+
+
+def split_name(text: str) -> str | None:
+    """The split a file or folder name says: ``"train"``, ``"val"`` or ``"test"``, else None.
+
+    The first word that names one counts, digits ignored: ``instances_train2017`` is train,
+    ``valid`` is val, ``image_info_test-dev2017`` is test, ``_annotations.coco`` is None.
+    """
+    for word in re.split(r"[^a-z]+", text.lower()):
+        if word in _SPLITS:
+            return _SPLITS[word]
+    return None
 
 
 def has_readable_name(path: Path) -> bool:

@@ -4,6 +4,18 @@ The format most public damage sets ship in (Roboflow exports, CarDD). Category n
 matched against the taxonomy, so a COCO category "scratch" or "rayón" finds its label. RLE
 segmentations fall back to the annotation's box, and the shape records that.
 
+A dataset may hold one file or one per split, read as one dataset: ``instances_train.json``,
+``instances_val.json``... over a shared ``images/`` (or ``images/train/``...), the official
+``annotations/instances_val2017.json`` beside ``val2017/``, or Roboflow's
+``train/_annotations.coco.json`` with its images in ``train/``. ``dataset.annotation_file``
+names one file; without it (or when the folder ``--dataset`` names lacks it) every JSON at the
+top is read, else those in ``annotations/`` (``instances_*`` only, when there are any), else
+those one folder down. Each image records its file's split, ``attributes["split"]`` = ``train``
+/ ``val`` / ``test``, from the file's name or else its folder's (``valid`` is val). Image ids
+are per file: two files' id 1 are two images. Two entries naming one image file, in one file or
+two, are a ``duplicate_annotation`` (the first is kept; files are read train, val, test, then
+the rest). Among several files found, a JSON with no ``images`` list is a ``not_coco`` skip.
+
 A hand-edited or half-exported file is read entry by entry: a bad entry becomes an
 :class:`~index.dataset.records.Issue` (a counted skip) and the read goes on. Reason codes:
 
@@ -28,331 +40,164 @@ A declared ``width`` / ``height`` that is not a positive finite number (``"wide"
 the size, and nothing else is recorded (a debug log line only). ``file_name`` is joined to the
 images folder as given, absolute and ``../`` paths included; whether the result lies inside the
 dataset is ingestion's check. A file that leaves nothing to read (not JSON, no ``images`` list)
-raises :class:`~index.dataset.adapters.base.AdapterError`.
+raises :class:`~index.dataset.adapters.base.AdapterError`. One file's reading is
+:mod:`index.dataset.adapters._coco_file`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from collections.abc import Callable, Generator, Hashable, Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from index.config import DatasetConfig
-from index.dataset.adapters.base import AdapterError, has_readable_name, list_files, printable_path
-from index.dataset.records import Issue, RawImage, RawShape
-from index.imaging.geometry import Point
+from index.dataset.adapters._coco_file import CocoFile, NotCocoError, safe_text
+from index.dataset.adapters.base import (
+    AdapterError,
+    has_readable_name,
+    inside_folder,
+    list_files,
+    printable_path,
+    split_name,
+)
+from index.dataset.records import Issue, RawImage
 
 logger = logging.getLogger(__name__)
 
-_IMAGE_KEYS = ("id", "file_name", "width", "height")
-_ANNOTATION_ATTRIBUTES = ("id", "iscrowd", "attributes")
-
 
 class CocoAdapter:
-    """Reads one COCO instances JSON and the images it lists."""
+    """Reads a COCO dataset: one instances JSON, or one per split, and the images they list."""
 
     def __init__(self, config: DatasetConfig) -> None:
         self.root = Path(config.root)
-        if config.annotation_file is None:
-            found = sorted(p for p in self.root.glob("*.json") if p.is_file())
-            if len(found) != 1:
-                raise AdapterError(
-                    f"COCO dataset {printable_path(self.root)}: set dataset.annotation_file "
-                    f"({len(found)} JSON files at the top level)."
-                )
-            self.annotation_file = found[0]
-        else:
-            self.annotation_file = self.root / config.annotation_file
-        if config.images_dir is not None:
-            self.images_dir = self.root / config.images_dir
-        elif (self.root / "images").is_dir():
-            self.images_dir = self.root / "images"
-        else:
-            self.images_dir = self.root
         self.extensions = config.image_extensions
-        self._file = printable_path(self.annotation_file)
-        self._name = printable_path(self.annotation_file.name)
-        self._data = self._load()
-        self._images: list[Any] = self._data["images"]
-        self._sections: dict[str, list[Any]] = {}
-        self._section_issues: list[Issue] = []
-        for key in ("categories", "annotations"):
-            value = self._data.get(key)
-            if value is not None and not isinstance(value, list):
-                self._section_issues.append(Issue(
-                    self._file, "malformed_section",
-                    f"{self._name}: '{key}' is {_kind(value)}, not a list; no {key} read.",
-                ))
-            self._sections[key] = value if isinstance(value, list) else []
+        self._issues: list[Issue] = []
+        images_dir = self.root / config.images_dir if config.images_dir is not None else None
+        if images_dir is not None and not images_dir.is_dir():
+            logger.warning("COCO dataset %s: dataset.images_dir %s is not a folder; looking for the images "
+                           "beside each annotation file", printable_path(self.root), printable_path(images_dir))
+            images_dir = None
+        order = {"train": 0, "val": 1, "test": 2}  # when two files list one image, the train one is kept
+        paths = sorted(self._annotation_files(config.annotation_file),
+                       key=lambda p: (order.get(self._split(p) or "", 3), p))
+        self._files: list[CocoFile] = []
+        not_coco: list[NotCocoError] = []
+        for path in paths:
+            name = _relative(path, self.root)
+            try:
+                self._files.append(CocoFile(path, images_dir or self._images_dir(path), name, self._split(path)))
+            except NotCocoError as exc:
+                if len(paths) == 1:
+                    raise
+                not_coco.append(exc)
+                self._issues.append(Issue(printable_path(path), "not_coco",
+                                          f"{name} has no 'images' list: not a COCO file; skipped."))
+        if not self._files:
+            raise not_coco[0]
+        logger.info("COCO dataset %s: %s", printable_path(self.root),
+                    ", ".join(f"{f.name} ({f.split or 'no split'})" for f in self._files))
 
-    def _load(self) -> dict[str, Any]:
-        """The parsed file; a fault that leaves nothing to read is an :class:`AdapterError`."""
-        if not self.annotation_file.is_file():
-            raise AdapterError(f"COCO file {self._file} does not exist or is not a regular file.")
-        try:
-            data = json.loads(self.annotation_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
-            raise AdapterError(f"COCO file {self._file} cannot be read ({exc}).") from None
-        except RecursionError:
-            raise AdapterError(f"COCO file {self._file} is nested too deeply to read.") from None
-        if not isinstance(data, dict) or "images" not in data:
-            raise AdapterError(f"COCO file {self._file} has no 'images' list.")
-        if not isinstance(data["images"], list):
-            raise AdapterError(
-                f"COCO file {self._file}: 'images' is {_kind(data['images'])}, not a list of image entries."
-            )
-        return data
+    def _annotation_files(self, configured: Path | None) -> list[Path]:
+        """The configured file, else every COCO file found (see :meth:`_discover`)."""
+        named = self.root / configured if configured is not None else None
+        if named is not None and named.exists():
+            return [named]
+        found = self._discover()
+        if named is not None and found:  # --dataset named another folder than the config's
+            logger.warning("COCO dataset %s has no %s (dataset.annotation_file); reading the %d annotation "
+                           "files it holds: %s", printable_path(self.root), printable_path(configured or ""),
+                           len(found), ", ".join(_relative(p, self.root) for p in found))
+        if found:
+            return found
+        if named is not None:
+            return [named]  # reading it says it does not exist
+        raise AdapterError(f"COCO dataset {printable_path(self.root)}: no annotation JSON at its top, in its "
+                           "annotations/ folder or in its subfolders (e.g. train/); set dataset.annotation_file.")
+
+    def _discover(self) -> list[Path]:
+        """JSON files at the top; else in ``annotations/`` (``instances_*`` first); else one level down.
+
+        The last is Roboflow's layout: ``train/_annotations.coco.json`` beside its images.
+        """
+        top = self._jsons(self.root)
+        if top:
+            return top
+        inside = self._jsons(self.root / "annotations")
+        if inside:
+            return [p for p in inside if p.name.startswith("instances_")] or inside
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir() and has_readable_name(p))
+        return [path for folder in folders for path in self._jsons(folder)]
+
+    def _jsons(self, folder: Path) -> list[Path]:
+        """The regular ``.json`` files directly in ``folder``; names that are not UTF-8 become issues."""
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() != ".json" or not path.is_file():
+                continue
+            if has_readable_name(path):
+                found.append(path)
+            else:
+                shown = printable_path(path)
+                self._issues.append(Issue(shown, "undecodable_name", f"{shown}: the file name is not valid "
+                                          "UTF-8; rename it to read it."))
+        return found
+
+    def _images_dir(self, annotation_file: Path) -> Path:
+        """Where a file's images are: a folder its name's split word names, else ``images/``, else its own.
+
+        ``annotations/instances_val2017.json`` finds ``val2017/`` (the official COCO layout);
+        ``instances_val.json`` finds ``images/val/`` or, failing that, the shared ``images/``;
+        ``train/_annotations.coco.json`` finds ``train/`` itself.
+        """
+        folder = annotation_file.parent
+        base = self.root if folder.name == "annotations" and folder != self.root else folder
+        words = [w for w in re.split(r"[_.]", annotation_file.stem) if w and split_name(w)]
+        candidates = [c for w in words for c in (base / w, base / "images" / w)] + [base / "images"]
+        return next((c for c in candidates if c.is_dir()), base)
+
+    def _split(self, annotation_file: Path) -> str | None:
+        """The split the file's name says, else the nearest folder's name below the root."""
+        split, folder = split_name(annotation_file.stem), annotation_file.parent
+        while split is None and folder != self.root and inside_folder(folder, self.root):
+            split, folder = split_name(folder.name), folder.parent
+        return split
 
     def count(self) -> int:
-        """Number of image entries in the COCO file."""
-        return len(self._images)
+        """Number of image entries in the COCO files."""
+        return sum(f.count() for f in self._files)
 
     def read(self, progress: Callable[[int], None] | None = None) -> Iterator[RawImage | Issue]:
         """Yield one :class:`RawImage` per listed image, and issues for the rest."""
-        yield from self._section_issues
-        categories = yield from self._categories()
-        by_image = yield from self._annotations_by_image()
-        claimed: dict[Path, Any] = {}
-        for index, entry in enumerate(self._images):
-            if progress:
-                progress(1)
-            yield from self._read_entry(index, entry, categories, by_image, claimed)
-        listed = {entry.get("id") for entry in self._images if isinstance(entry, dict) and _hashable(entry.get("id"))}
-        for image_id, anns in by_image.items():
-            if image_id not in listed:
-                yield Issue(self._file, "orphan_annotation", f"{self._name}: {len(anns)} annotations name image_id "
-                            f"{_show(image_id)}, which no image entry has; skipped.")
-        files, issues = list_files(self.images_dir, self.extensions)
-        yield from issues
-        for image in files:
-            if image not in claimed:
-                yield Issue(str(image), "no_annotation", f"{image.name} is not listed in {self._name}.")
-
-    def _categories(self) -> Generator[Issue, None, dict[Any, str]]:
-        """Issues for bad categories; returns (as the generator's value) id -> name."""
-        categories: dict[Any, str] = {}
-        for index, category in enumerate(self._sections["categories"]):
-            if not isinstance(category, dict):
-                yield Issue(self._file, "malformed_category",
-                            f"{self._name} categories[{index}] is {_what(category)}, not an object; skipped.")
-                continue
-            cid = category.get("id")
-            if cid is None or not _hashable(cid):
-                yield Issue(self._file, "malformed_category",
-                            f"{self._name} categories[{index}] ({_show(category.get('name'))}) has id {_show(cid)}, not a plain id; skipped.")
-                continue
-            name = category.get("name")
-            categories[cid] = str(cid if name is None else name)
-        return categories
-
-    def _annotations_by_image(self) -> Generator[Issue, None, dict[Any, list[dict[str, Any]]]]:
-        """Issues for annotations that belong to no image; returns image id -> annotations."""
-        by_image: dict[Any, list[dict[str, Any]]] = {}
-        for index, ann in enumerate(self._sections["annotations"]):
-            if not isinstance(ann, dict):
-                yield Issue(self._file, "malformed_annotation",
-                            f"{self._name} annotations[{index}] is {_what(ann)}, not an object; skipped.")
-                continue
-            image_id = ann.get("image_id")
-            if not _hashable(image_id):
-                yield Issue(self._file, "malformed_annotation",
-                            f"{self._name} annotation {_show(ann.get('id'))} has image_id {_show(image_id)}, not a plain id; skipped.")
-                continue
-            by_image.setdefault(image_id, []).append(ann)
-        return by_image
-
-    def _read_entry(
-        self, index: int, entry: Any, categories: dict[Any, str],
-        by_image: dict[Any, list[dict[str, Any]]], claimed: dict[Path, Any],
-    ) -> Iterator[RawImage | Issue]:
-        """The issues and the :class:`RawImage` of one ``images`` entry."""
-        if not isinstance(entry, dict):
-            yield Issue(self._file, "malformed_image_entry",
-                        f"{self._name} images[{index}] is {_what(entry)}, not an object; skipped.")
-            return
-        image_id, raw_name = entry.get("id"), entry.get("file_name")
-        name = raw_name if isinstance(raw_name, str) else ("" if raw_name is None else str(raw_name))
-        if not _hashable(image_id):
-            yield Issue(self._file, "malformed_image_entry",
-                        f"{self._name} images[{index}] ('{_text(name)}') has id {_show(image_id)}, not a plain id; skipped.")
-            return
-        image_path = self.images_dir / name
-        if not has_readable_name(image_path):
-            yield Issue(self._file, "bad_file_name",
-                        f"{self._name} lists image '{_text(name)}', whose name is not valid UTF-8 text; skipped.")
-            return
-        try:
-            present = image_path.is_file()
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            yield Issue(self._file, "bad_file_name",
-                        f"{self._name} lists image '{_text(name)}' ({len(name)} characters), a name the file system cannot look up ({reason}); skipped.")
-            return
-        if not present:
-            yield Issue(str(image_path), "missing_image",
-                        f"{self._name} lists image '{_text(name)}', which is not in {printable_path(self.images_dir)}.")
-            return
-        owner = claimed.setdefault(image_path, image_id)
-        if owner != image_id:
-            yield Issue(str(image_path), "duplicate_annotation",
-                        f"{_text(name)} is listed twice in {self._name} (ids {_show(owner)} and {_show(image_id)}); kept id {_show(owner)}.")
-            return
-        shapes: list[RawShape] = []
-        for ann in by_image.get(image_id, []):
-            found, issues = self._shapes(ann, name, categories)
-            yield from issues
-            shapes.extend(found)
-        yield RawImage(
-            annotation_path=self.annotation_file,
-            image_path=image_path,
-            image_ref=name,
-            declared_size=self._declared_size(entry, name),
-            shapes=shapes,
-            attributes={k: v for k, v in entry.items() if k not in _IMAGE_KEYS},
-        )
-
-    @staticmethod
-    def _declared_size(entry: dict[str, Any], name: str) -> tuple[int, int] | None:
-        """``(width, height)`` when both are positive finite numbers, else None (unknown)."""
-        if not entry.get("width") and not entry.get("height"):
-            return None
-        width, height = _size(entry.get("width")), _size(entry.get("height"))
-        if width is None or height is None:
-            logger.debug("%s: declared size %r x %r is not usable; the image header gives it",
-                         _text(name), entry.get("width"), entry.get("height"))
-            return None
-        return width, height
-
-    def _shapes(self, ann: dict[str, Any], image_name: str, categories: dict[Any, str]) -> tuple[list[RawShape], list[Issue]]:
-        """One shape per polygon ring (COCO splits occluded objects into parts), else the box."""
-        where = f"{self._name} annotation {_show(ann.get('id'))} (image '{_text(image_name)}')"
-
-        def issues(problems: list[str], outcome: str) -> list[Issue]:
-            return [Issue(self._file, "malformed_annotation", f"{where}: {p}; {outcome}.") for p in problems]
-
-        category_id = ann.get("category_id")
-        if not _hashable(category_id):
-            return [], issues([f"category_id {_show(category_id)} is not a plain id"], "annotation skipped")
-        if categories and category_id not in categories:
-            return [], [Issue(self._file, "unknown_category", f"{where}: category_id {_show(category_id)} is not "
-                              f"among the file's {len(categories)} categories; annotation skipped.")]
-        label = categories.get(category_id, str(category_id))  # no categories at all: the id is the label
-        attributes = {k: v for k, v in ann.items()
-                      if k in _ANNOTATION_ATTRIBUTES and v not in (None, {}, "")}
-        segmentation, bbox = ann.get("segmentation"), ann.get("bbox")
-        problems: list[str] = []
-        shapes: list[RawShape] = []
-        if isinstance(segmentation, list) and any(isinstance(ring, list) for ring in segmentation):
-            for number, ring in enumerate(segmentation):
-                points, problem = _ring(ring)
-                if points is None:
-                    problems.append(f"segmentation ring {number} {problem}")
-                else:
-                    shapes.append(RawShape(label, "polygon", points, dict(attributes)))
-            if shapes:
-                return shapes, issues(problems, "ring skipped")
-        elif isinstance(segmentation, list) and segmentation:
-            problems.append(f"segmentation {_show(segmentation)} holds no ring (a list of coordinates)")
-        elif segmentation not in (None, []) and not isinstance(segmentation, dict):
-            problems.append(f"segmentation is {_what(segmentation)}, neither rings nor RLE")
-        box = _box(bbox)
-        if box is None:
-            if bbox is None and not problems and not isinstance(segmentation, dict):
-                problems.append("it has neither a polygon segmentation nor a bbox")
-            else:
-                problems.append(f"bbox {_show(bbox)} is not four finite numbers")
-            return [], issues(problems, "annotation skipped")
-        if isinstance(segmentation, dict):
-            attributes["segmentation"] = "rle (box used)"
-        elif problems:
-            attributes["segmentation"] = "malformed (box used)"
-        x, y, w, h = box
-        shape = RawShape(label, "rectangle", [(x, y), (x + w, y + h)], attributes)
-        return [shape], issues(problems, "the bbox is used instead")
-
+        yield from self._issues
+        claimed: dict[Path, tuple[str, int, Any]] = {}
+        for file in self._files:
+            yield from file.read(progress, claimed)
+        names = [f.name for f in self._files]
+        where = names[0] if len(names) == 1 else safe_text(f"any of the {len(names)} annotation files ({', '.join(names)})", 160)
+        seen: set[str] = set()  # the images folders of several files may be one folder, or nest
+        for folder in dict.fromkeys(f.images_dir for f in self._files):
+            images, issues = list_files(folder, self.extensions)
+            for issue in issues:
+                if issue.file not in seen:
+                    seen.add(issue.file)
+                    yield issue
+            for image in images:
+                if image not in claimed and str(image) not in seen:
+                    seen.add(str(image))
+                    yield Issue(str(image), "no_annotation", f"{image.name} is not listed in {where}.")
 
 ADAPTER = CocoAdapter
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a finite float, or None (strings, booleans, NaN, infinities, huge ints)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
+def _relative(path: Path, root: Path) -> str:
+    """``path`` below ``root`` as printable text (the file's name in messages), else the whole path."""
     try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
+        return printable_path(path.relative_to(root).as_posix())
+    except ValueError:
+        return printable_path(path)
 
 
-def _size(value: Any) -> int | None:
-    """A declared side in pixels (a number or a digit string), or None when unusable."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())
-    number = _number(value)
-    return round(number) if number is not None and number >= 1 else None
-
-
-def _ring(ring: Any) -> tuple[list[Point] | None, str]:
-    """A COCO ring ``[x0, y0, x1, y1, ...]`` as points, or None and what is wrong with it."""
-    if not isinstance(ring, list):
-        return None, f"is {_what(ring)}, not a list of coordinates"
-    values = [_number(v) for v in ring]
-    for raw, number in zip(ring, values, strict=True):
-        if number is None:
-            return None, f"holds {_show(raw)}, not a finite number"
-    if len(values) % 2:
-        return None, f"has an odd number of coordinates ({len(values)})"
-    xs, ys = values[0::2], values[1::2]
-    return [(float(x), float(y)) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None], ""
-
-
-def _box(bbox: Any) -> tuple[float, float, float, float] | None:
-    """A COCO ``[x, y, width, height]`` of four finite numbers, or None."""
-    if not isinstance(bbox, list) or len(bbox) != 4:
-        return None
-    x, y, w, h = (_number(v) for v in bbox)
-    if x is None or y is None or w is None or h is None:
-        return None
-    return x, y, w, h
-
-
-def _hashable(value: Any) -> bool:
-    """Whether ``value`` can be a dictionary key (JSON lists and objects cannot)."""
-    if not isinstance(value, Hashable):
-        return False
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
-
-def _kind(value: Any) -> str:
-    """The JSON name of ``value``'s type, with its article: 'an object', 'a string'..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
-
-
-def _what(value: Any) -> str:
-    """``value``'s JSON type and a short rendering of it: "a string ('oops')", "null"."""
-    return _kind(value) if value is None else f"{_kind(value)} ({_show(value)})"
-
-
-def _text(text: str, limit: int = 80) -> str:
-    """``text`` safe to print and write as JSON (lone surrogates escaped), shortened to ``limit``."""
-    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return safe if len(safe) <= limit else f"{safe[:limit - 1]}…"
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    """A short printable rendering of any JSON value, for messages."""
-    return _text(repr(value) if isinstance(value, str) else json.dumps(value, default=str), limit)
