@@ -16,6 +16,7 @@ from index.config import RegionStrategy
 from index.dataset.records import ImageRecord, Region
 from index.imaging import geometry
 from index.imaging.geometry import Box, Point
+from index.regions.merging import merge_region_groups
 
 
 @dataclass
@@ -148,34 +149,15 @@ def plan_crops(record: ImageRecord, strategy: RegionStrategy, dataset: str) -> l
 def merge_regions(record: ImageRecord, strategy: RegionStrategy) -> list[list[Region]]:
     """Group nearby regions of one label (e.g. many tiny scratches) into merged regions.
 
-    Two groups merge when their boxes are within ``merge_distance`` and the merged box stays
-    within ``merge_max_side``; repeated until nothing more merges.
+    Two groups of one label merge when their union boxes are within ``merge_distance`` and
+    the merged box stays within ``merge_max_side`` (both fractions of the longer side);
+    repeated until no two groups could still merge. Near-linear in the regions (a grid, see
+    :mod:`index.regions.merging`); groups come ordered by their first region, the regions of
+    a group in input order.
     """
     long_side = record.long_side
-    limit = strategy.merge_distance * long_side
-    max_side = strategy.merge_max_side * long_side
-    groups = [[r] for r in record.regions]
-    if limit <= 0:
-        return groups
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                a, b = groups[i], groups[j]
-                if a[0].label_key != b[0].label_key:
-                    continue
-                box_a = geometry.union_box([r.bbox for r in a])
-                box_b = geometry.union_box([r.bbox for r in b])
-                joint = geometry.union_box([box_a, box_b])
-                if geometry.box_gap(box_a, box_b) <= limit and max(joint[2] - joint[0], joint[3] - joint[1]) <= max_side:
-                    groups[i] = a + b
-                    del groups[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return groups
+    return merge_region_groups(record.regions, strategy.merge_distance * long_side,
+                               strategy.merge_max_side * long_side)
 
 
 def _region_crop(record: ImageRecord, group: list[Region], strategy: RegionStrategy, dataset: str) -> RegionCrop:
