@@ -136,7 +136,7 @@ def check_image(
             regions.append(region)
     image_id = _image_id(pixel_file, root, embedded)
     attributes = {**_parse_fields(raw, pixel_file, root, dataset), **flags}
-    for key in ("root",):
+    for key in ("root", "split"):
         if key in raw.attributes:
             attributes.setdefault(key, raw.attributes[key])
     if "flags" in raw.attributes:

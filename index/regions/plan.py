@@ -74,6 +74,7 @@ class RegionCrop:
             "piece": pieces[0] if len(set(pieces)) == 1 else (pieces or None),
             "pixelated_type": next((r.attributes["pixelated_type"] for r in self.regions if "pixelated_type" in r.attributes), None),
             "zone": attrs.get("zone"),
+            "split": attrs.get("split"),
             "vehicle_group": rec.vehicle_group,
             "captured_at": attrs.get("captured_at"),
             "doubtful": bool(attrs.get("doubtful", False)),

@@ -183,7 +183,6 @@ def test_no_annotation_file_anywhere_is_one_error(tmp_path, pcb_config, vehicle_
         read_dataset(with_root(vehicle_config, tmp_path, **{"dataset.format": "coco"}))
 
 
-@pytest.mark.xfail(strict=False, reason="ingest.check_image copies only 'root' and 'flags' of the raw attributes")
 def test_split_reaches_the_record(tmp_path, pcb_config):
     scan = read_dataset(with_root(pcb_config, shared_folder(tmp_path)))
     assert splits(scan)["images/v1.jpg"] == "val"
