@@ -12,8 +12,8 @@ from index.config import DEFAULT_CONFIG, DomainConfig, apply_overrides, load_con
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """The flags every command that reads the domain config shares."""
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="Domain YAML (default: %(default)s).")
-    parser.add_argument("--dataset", type=Path, help="Dataset folder (overrides dataset.root).")
-    parser.add_argument("--format", help="Annotation format, e.g. labelme or coco (overrides dataset.format).")
+    parser.add_argument("--dataset", type=Path, help="Dataset folder, or one COCO JSON / YOLO data.yaml (overrides dataset.root).")
+    parser.add_argument("--format", help="Annotation format: labelme, coco, yolo or module:Class (overrides dataset.format).")
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> DomainConfig:
