@@ -151,7 +151,7 @@ def summarise(scores: RowScores, resamples: UnitResamples) -> dict[str, Any]:
             f"{name}: its {scores.queries} queries come from only {out['vehicles']} test vehicles (fewer than "
             f"{MIN_VEHICLES}); a bootstrap over so few vehicles is rough")
     for warning in out["warnings"]:
-        logger.warning("%s", warning)
+        logger.info("%s", warning)  # the report carries it; the CLI prints it once, with the table
     out["against_chance"] = against_chance(scores, values, lifts)
     return out
 
