@@ -4,8 +4,10 @@ OpenAILike's built-in retries multiply (the openai client and LlamaIndex both re
 requests), so both are off and :func:`chat` runs each request under one deadline
 (``model.timeout_s`` for the whole reply), classifies every failure
 (:mod:`agent.endpoint_errors`) and retries what is worth retrying — 5xx, 429 within
-``Retry-After``, a malformed reply once, a dropped connection — with jittered exponential
-backoff. Anything else is raised as :class:`ModelRequestRejected` (the caller may recover) or
+``Retry-After``, a malformed reply once, a dropped connection — under the project's one retry
+policy (:mod:`index.retry`, shared with the remote embedder: bounded attempts, jittered
+exponential backoff, ``Retry-After`` honoured up to ``model.retry_after_max_s``). Anything else
+is raised as :class:`ModelRequestRejected` (the caller may recover) or
 :class:`ModelEndpointError`, one line naming the endpoint, quoting the server with secrets
 masked, and saying what to change.
 """
@@ -16,7 +18,6 @@ import asyncio
 import io
 import logging
 import os
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from agent.endpoint_errors import (
     mask_secrets,
 )
 from index.config import ModelConfig
+from index.retry import GiveUp, RetryPolicy, retry_after_seconds
 
 __all__ = ["ModelCall", "ModelClient", "ModelEndpointError", "ModelRequestRejected", "chat", "jpeg_bytes"]
 
@@ -118,6 +120,16 @@ def usage_of(response: Any) -> dict[str, int]:
     return {k: int(get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens") if get(k) is not None}
 
 
+def retry_policy(config: ModelConfig) -> RetryPolicy:
+    """The model endpoint's :class:`~index.retry.RetryPolicy`, from ``model.*`` settings."""
+    return RetryPolicy(
+        max_retries=config.max_retries,
+        backoff_s=config.retry_backoff_s,
+        retry_after_max_s=config.retry_after_max_s,
+        max_retries_of={Problem.MALFORMED.value: 1},
+    )
+
+
 async def chat(config: ModelConfig, call: Any) -> tuple[Any, ModelCall]:
     """Run ``call()`` (a coroutine factory doing one LlamaIndex chat request) under the contract.
 
@@ -128,9 +140,9 @@ async def chat(config: ModelConfig, call: Any) -> tuple[Any, ModelCall]:
     import httpx
     import openai
 
-    attempts, delay, malformed = 0, config.retry_backoff_s, 0
+    state = retry_policy(config).start()
     while True:
-        attempts += 1
+        attempts = state.begin()
         started = time.perf_counter()
         try:
             response = await asyncio.wait_for(call(), timeout=config.timeout_s)
@@ -147,17 +159,13 @@ async def chat(config: ModelConfig, call: Any) -> tuple[Any, ModelCall]:
             answer = ServerAnswer(Problem.MALFORMED, 200, f"{type(exc).__name__}: {exc}")
         if answer.problem not in RETRYABLE:
             raise ModelRequestRejected(await describe(config, answer, attempts), answer)
-        malformed += answer.problem is Problem.MALFORMED
-        wait = delay * random.uniform(0.5, 1.5)  # jitter: many clients do not retry in step
-        if answer.retry_after_s is not None:
-            if answer.retry_after_s > config.retry_after_max_s:
-                raise ModelEndpointError(await describe(config, answer, attempts), answer)
-            wait = answer.retry_after_s + random.uniform(0, 0.25 * max(answer.retry_after_s, delay))
-        if attempts > config.max_retries or malformed > 1:
-            raise ModelEndpointError(await describe(config, answer, attempts), answer)
-        logger.info("model endpoint %s: %s; retrying in %.1fs", config.api_base, answer.message, wait)
+        try:
+            wait = state.after_failure(answer.problem.value, answer.retry_after_s)
+        except GiveUp as stop:
+            raise ModelEndpointError(await describe(config, answer, stop.attempts), answer) from None
+        logger.info("model endpoint %s: %s; retrying in %.1fs (attempt %d of %d)", config.api_base,
+                    answer.message, wait, attempts + 1, state.policy.max_attempts)
         await asyncio.sleep(wait)
-        delay *= 2
 
 
 def _check_reply(response: Any) -> None:
@@ -168,13 +176,9 @@ def _check_reply(response: Any) -> None:
 
 
 def _retry_after(exc: Any) -> float | None:
-    """The ``Retry-After`` header of an error response, in seconds (None if absent or a date)."""
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    value = headers.get("retry-after") if hasattr(headers, "get") else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+    """The wait an error response asks for (``Retry-After`` in seconds or as a date,
+    ``retry-after-ms``), in seconds; None if it asks for none."""
+    return retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
 
 
 def error_text(exc: Any) -> str:

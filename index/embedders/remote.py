@@ -9,8 +9,11 @@ models::
                                                 "image_url": {"url": "data:image/jpeg;base64,..."}}]}]}
 
 The messages mirror the local Qwen3-VL-Embedding recipe, so both backends embed alike. The
-requests of one batch run concurrently. Connection errors, timeouts, HTTP 429 and 5xx are
-retried with exponential backoff; then an :class:`EmbedderError` names the endpoint.
+requests of one batch run concurrently. Connection errors, timeouts, HTTP 429 and 5xx, and
+(once) a 200 that carries no embedding are retried under the project's one retry policy
+(:mod:`index.retry`, the model client's too): jittered exponential backoff, ``Retry-After``
+honoured up to :data:`~index.retry.DEFAULT_RETRY_AFTER_MAX_S`, at most ``max_retries`` retries;
+then an :class:`EmbedderError` names the endpoint.
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from PIL import Image
 from index.embedders.base import VisualEmbedder
 from index.embedders.config import EmbedderError
 from index.embedders.qwen3_vl import normalise_instruction
+from index.retry import DEFAULT_RETRY_AFTER_MAX_S, GiveUp, RetryPolicy, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
-#: Backoff before retry n (0-based) is min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**n).
+#: Backoff before retry n (1-based): min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**(n-1)), jittered ±50 %.
 _BACKOFF_BASE_S = 0.5
 _BACKOFF_CAP_S = 8.0
+#: The longest Retry-After (429/503) honoured; a server asking for more is reported, not awaited.
+_RETRY_AFTER_MAX_S = DEFAULT_RETRY_AFTER_MAX_S
 _MAX_CONCURRENCY = 8
 _JPEG_QUALITY = 95
 
@@ -150,42 +156,68 @@ class RemoteEmbedder(VisualEmbedder):
             ],
         }
 
-    def _post(self, payload: dict[str, Any]) -> np.ndarray:
+    def retry_policy(self) -> RetryPolicy:
+        """This endpoint's :class:`~index.retry.RetryPolicy` (``max_retries`` from the config)."""
+        return RetryPolicy(
+            max_retries=self.embedder_config.max_retries,
+            backoff_s=_BACKOFF_BASE_S,
+            backoff_max_s=_BACKOFF_CAP_S,
+            retry_after_max_s=_RETRY_AFTER_MAX_S,
+        )
+
+    def _attempt(self, payload: dict[str, Any]) -> tuple[np.ndarray | None, str, str, float | None]:
+        """One request: (vector, "", "", None), or (None, kind, problem, Retry-After) for a
+        retryable failure. A refusal (4xx other than 429) raises :class:`EmbedderError`."""
         import httpx
 
-        retries = self.embedder_config.max_retries
-        problem = ""
-        for attempt in range(retries + 1):
-            if attempt:
-                time.sleep(min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2 ** (attempt - 1)))
+        try:
+            response = self._client.post(self._url, json=payload)
+        except httpx.TransportError as exc:
+            return None, "unreachable", f"{type(exc).__name__}: {exc}", None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            return None, "server", f"HTTP {status}: {response.text[:200]}", retry_after_seconds(response.headers)
+        if status >= 400:
+            raise EmbedderError(
+                f"Embedding endpoint {self._url} rejected the request with HTTP {status}: {response.text[:300]}"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            return None, "malformed", f"non-JSON reply: {response.text[:200]}", None
+        try:
+            return parse_embedding(body), "", "", None
+        except EmbedderError as exc:
+            return None, "malformed", str(exc), None
+
+    def _post(self, payload: dict[str, Any]) -> np.ndarray:
+        """The embedding of one request, retried under :meth:`retry_policy`."""
+        state = self.retry_policy().start()
+        while True:
+            attempt = state.begin()
+            vector, kind, problem, retry_after = self._attempt(payload)
+            if vector is not None:
+                return vector
             try:
-                response = self._client.post(self._url, json=payload)
-                retryable = response.status_code == 429 or response.status_code >= 500
-                if retryable:
-                    problem = f"HTTP {response.status_code}: {response.text[:200]}"
-            except httpx.TransportError as exc:
-                retryable, problem = True, f"{type(exc).__name__}: {exc}"
-            if retryable:
-                logger.warning("Embedding request to %s failed (%s); attempt %d/%d",
-                               self._url, problem, attempt + 1, retries + 1)
-                continue
-            if response.status_code >= 400:
-                raise EmbedderError(
-                    f"Embedding endpoint {self._url} rejected the request with HTTP "
-                    f"{response.status_code}: {response.text[:300]}"
-                )
-            try:
-                body = response.json()
-            except ValueError:
-                raise EmbedderError(
-                    f"Embedding endpoint {self._url} returned non-JSON: {response.text[:200]}"
-                ) from None
-            return parse_embedding(body)
-        raise EmbedderError(
-            f"Embedding endpoint {self._url} failed after {retries + 1} attempt(s) ({problem}); "
-            "check that the server is running (e.g. `vllm serve <model> --runner pooling`) and "
-            "that api_base is right."
-        )
+                wait = state.after_failure(kind, retry_after)
+            except GiveUp as stop:
+                raise EmbedderError(self._give_up_message(stop, kind, problem)) from None
+            logger.warning("Embedding request to %s failed (%s); attempt %d/%d, retrying in %.1fs",
+                           self._url, problem, attempt, state.policy.max_attempts, wait)
+            time.sleep(wait)
+
+    def _give_up_message(self, stop: GiveUp, kind: str, problem: str) -> str:
+        """The one line for a request given up (``stop`` says why; ``kind`` and ``problem`` are the
+        last failure's)."""
+        if stop.reason == "retry_after_too_long":
+            return (f"Embedding endpoint {self._url} asks to retry after {stop.retry_after_s:g} s, more than "
+                    f"{_RETRY_AFTER_MAX_S:g} s ({problem}); retry later or give the server more capacity.")
+        if kind == "malformed":
+            return (f"Embedding endpoint {self._url} answered {stop.attempts} time(s) with no embedding "
+                    f"({problem}); is it an OpenAI-compatible /v1 embeddings endpoint?")
+        return (f"Embedding endpoint {self._url} failed after {stop.attempts} attempt(s) ({problem}); "
+                "check that the server is running (e.g. `vllm serve <model> --runner pooling`) and "
+                "that api_base is right.")
 
     def _post_all(self, payloads: list[dict[str, Any]]) -> np.ndarray:
         workers = max(1, min(len(payloads), _MAX_CONCURRENCY))
