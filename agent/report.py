@@ -1,8 +1,9 @@
 """The damage report: what the model must answer, how it is checked, and the final record.
 
 The model is asked for :class:`ModelAnswer` (labels by key, boxes in Qwen's 0–1000
-coordinates). :func:`parse_answer` finds the JSON in its text (bare or fenced, after the
-reasoning of a thinking model), repairs what is unambiguous (see :func:`repair_answer_data`),
+coordinates). :func:`parse_answer` finds the JSON in its text (:func:`extract_json`: fenced or
+not, among prose and other objects, after the reasoning of a thinking model, with single quotes,
+Python literals or trailing commas), repairs what is unambiguous (see :func:`repair_answer_data`),
 validates it against the taxonomy, and the engine turns it into a :class:`DamageReport`, adding
 what only the program knows (label names, boxes in source pixels, examples shown, timings,
 usage). A report that cannot be validated carries the error and the raw text instead of
@@ -118,7 +119,6 @@ class AnswerError(DamageRagError, ValueError):
     """The model's text holds no valid answer; the message says why, for a repair request."""
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _THINK_END = "</think>"
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*")
@@ -144,26 +144,120 @@ def strip_thinking(text: str) -> str:
     return _THINK_BLOCK.sub("", text).strip()
 
 
-def extract_json(text: str) -> dict[str, Any]:
-    """The JSON object in a model's text: fenced, bare, or the outermost braces, after the reasoning.
+#: The fields of :class:`ModelAnswer`: of several objects in a reply, the answer is the one with most.
+REPORT_KEYS = ("damage_detected", "findings", "answer", "examples_used")
+_MAX_STARTS = 200  # candidate "{" positions tried per reply (a reply is a few kB)
+_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u201d": "\u201d", "\u201e": "\u201d",
+           "\u2018": "\u2019", "\u2019": "\u2019"}  # opening quote -> its closing quote
+_SINGLE_END = re.compile(r"\s*[,:}\]]")  # what may follow the quote that ends a single-quoted string
+_TRAILING_COMMA = re.compile(r",\s*[}\]]")
+_WORD = re.compile(r"\w+")
 
-    Raises:
-        AnswerError: If there is no parseable JSON object.
+
+def _string_end(text: str, i: int, closer: str = '"') -> int | None:
+    """The index of the quote closing the string opened at ``i`` (None if it never closes); a
+    single quote closes only when ``, : } ]`` follows, so an apostrophe inside stays."""
+    escaped = False
+    for j in range(i + 1, len(text)):
+        if escaped:
+            escaped = False
+        elif text[j] == "\\" and closer == '"':
+            escaped = True
+        elif text[j] == closer and (closer not in "'\u2019" or _SINGLE_END.match(text, j + 1)):
+            return j
+    return None
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    """The index of the ``}`` closing the ``{`` at ``start`` (braces in "strings" skipped), or
+    None when it never closes: a reply cut short is not completed."""
+    depth, i = 0, start
+    while i is not None and i < len(text):
+        if text[i] == '"':
+            i = _string_end(text, i)
+        elif text[i] in "{}":
+            depth += 1 if text[i] == "{" else -1
+            if depth == 0:
+                return i
+        i = None if i is None else i + 1
+    return None
+
+
+def _loosen(text: str) -> str | None:
+    """``text`` as strict JSON, or None: what a model writes unambiguously but out of form.
+
+    Single or typographic quotes delimit strings as double ones do (see :func:`_string_end`);
+    ``True``/``False``/``None`` outside strings become JSON's literals; a comma before ``}`` or
+    ``]`` is dropped. Nothing is added: an unterminated string gives None.
     """
-    text = strip_thinking(text)
-    candidates = [m.group(1) for m in _FENCE.finditer(text)]
-    candidates.append(text)
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
+    out, i = [], 0
+    while i < len(text):
+        char, closer = text[i], _QUOTES.get(text[i])
+        if closer is not None:
+            j = _string_end(text, i, closer)
+            if j is None:
+                return None
+            inner = text[i : j + 1] if char == '"' else json.dumps(text[i + 1 : j].replace("\\'", "'"))
+            out.append(inner)
+            i = j + 1
+        elif char.isalpha() or char == "_":
+            word = _WORD.match(text, i).group()  # type: ignore[union-attr]
+            out.append(_LITERALS.get(word, word))
+            i += len(word)
+        else:
+            out.append("" if char == "," and _TRAILING_COMMA.match(text, i) else char)
+            i += 1
+    return "".join(out)
+
+
+def _load_object(candidate: str) -> dict[str, Any] | None:
+    """``candidate`` parsed as a JSON object, strictly first, then loosened; None if neither."""
+    for loosen in (False, True):
+        attempt = _loosen(candidate) if loosen else candidate
         try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
+            value = json.loads(attempt, strict=False) if attempt else None  # raw newlines in strings
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(value, dict):
             return value
-    raise AnswerError("the reply contains no JSON object")
+    return None
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The answer object in a model's text, after the reasoning (:func:`strip_thinking`).
+
+    Every balanced ``{…}`` is a candidate, whatever surrounds it: a fence with or without a
+    language, prose before or after, other objects. Each is parsed as JSON, then loosened
+    (:func:`_loosen`: single or typographic quotes, Python's ``True``/``False``/``None``,
+    trailing commas). Of the objects found, the one with most of :data:`REPORT_KEYS` wins (the
+    last of equals: a model's final answer comes after its drafts). Nothing is completed or
+    made up: a truncated object is no candidate, and its complete inner parts (a finding) do
+    not pass for the answer.
+
+    Raises:
+        AnswerError: If there is no JSON object with any of the report's fields.
+    """
+    text = strip_thinking(text)
+    starts = [i for i, char in enumerate(text) if char == "{"][:_MAX_STARTS]
+    best, best_score, found, cut = None, 0, False, False
+    for start in starts:
+        end = _closing_brace(text, start)
+        cut = cut or end is None
+        value = _load_object(text[start : end + 1]) if end is not None else None
+        if value is None:
+            continue
+        found = True
+        score = sum(key in value for key in REPORT_KEYS)
+        if score and score >= best_score:
+            best, best_score = value, score
+    if best is None:
+        fields = ", ".join(REPORT_KEYS)
+        if cut:
+            raise AnswerError(f"the reply's JSON object is incomplete (cut short?); write the whole object ({fields})")
+        raise AnswerError(f"the reply contains no JSON object with the report's fields ({fields})" if found
+                          else "the reply contains no JSON object")
+    return best
 
 
 def _is_number(value: Any) -> bool:

@@ -1,4 +1,5 @@
-"""The model's answer as Qwen3-VL really writes it: reasoning first, boxes past the edge, percentages."""
+"""The model's answer as Qwen3-VL really writes it: reasoning first, boxes past the edge, percentages;
+the object found among whatever surrounds it; the user's simple JSON shape."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import json
 
 import pytest
 
-from agent.report import AnswerError, DamageReport, answer_schema, parse_answer, to_findings
+from agent.report import (
+    AnswerError,
+    DamageReport,
+    answer_schema,
+    extract_json,
+    parse_answer,
+    to_findings,
+)
 from index.config import load_config
 from tests.fixtures.paths import VEHICLE_CONFIG
 
@@ -115,3 +123,106 @@ def test_repaired_box_reaches_pixels(taxonomy):
     report = DamageReport(damage_detected=True, findings=findings, mode="rag", model="m", trace_id="t",
                           question="q", repairs=parsed.repairs)
     assert report.repairs == parsed.repairs
+
+
+# ---------------------------------------------------------------------------- finding the answer object
+# Finding the answer object in what a model really writes (agent.report.extract_json).
+#
+# One table of replies: malformed but recoverable ones with the object each must yield, and cut or
+# ambiguous ones that must yield nothing (a truncated object is never completed, a finding inside
+# it never passes for the answer). On this table the extraction before this change recovered 5 of
+# the 17 recoverable replies; LlamaIndex's ``parse_json_markdown`` 6, and 4 more with wrong values
+# (its YAML fallback reads ``None`` as the string "None", keeps typographic quotes in keys, folds a
+# newline into a space) — and it makes an object up from reasoning with no JSON in it
+# (``{damage_detected: true}``); the present one recovers all 17 and refuses all 6 others.
+FINDING = {"label": "scratch", "location": "hood", "severity": "minor", "confidence": 0.9,
+           "bbox_2d": [100, 200, 300, 400], "evidence": "thin light line"}
+REPORT = {"damage_detected": True, "findings": [FINDING], "answer": "Sí, hay un rayón en el capó.",
+          "examples_used": ["r-1"]}
+DUMP = json.dumps(REPORT, ensure_ascii=False)
+NO_DAMAGE = {"damage_detected": False, "findings": [], "answer": "No damage.", "examples_used": []}
+
+PY_FINDING = ("{'label': 'scratch', 'location': 'hood', 'severity': 'minor', 'confidence': 0.9, "
+              "'bbox_2d': [100, 200, 300, 400], 'evidence': 'thin light line'}")
+
+#: (id, reply, the object it must yield)
+RECOVERABLE = [
+    ("fence-json-prose-around", f"Here is my report:\n```json\n{DUMP}\n```\nLet me know if you need more.", REPORT),
+    ("fence-no-language", f"```\n{DUMP}\n```", REPORT),
+    ("fence-other-language", f"```JSON\n{DUMP}\n```", REPORT),
+    ("prose-with-braces-around", f"Looking at {{the hood}}: {DUMP} (see {{example 3}}).", REPORT),
+    ("trailing-commas", DUMP.replace('"examples_used": ["r-1"]', '"examples_used": ["r-1",],').replace(
+        '"thin light line"', '"thin light line",'), REPORT),
+    ("python-dict", "{'damage_detected': True, 'findings': [" + PY_FINDING + "], "
+                    "'answer': 'Sí, hay un rayón en el capó.', 'examples_used': ['r-1']}", REPORT),
+    ("mixed-quotes-and-a-trailing-comma", "{'damage_detected': False, 'findings': [], "
+                                      "'answer': \"No damage.\", 'examples_used': [],}", NO_DAMAGE),
+    ("apostrophe-inside-single-quotes",
+     "{'damage_detected': False, 'findings': [], 'answer': 'The car's hood is fine', 'examples_used': []}",
+     {**NO_DAMAGE, "answer": "The car's hood is fine"}),
+    ("typographic-single-quotes", "{\u2018damage_detected\u2019: false, \u2018findings\u2019: [], \u2018answer\u2019: "
+                                  "\u2018The car\u2019s hood is fine\u2019, \u2018examples_used\u2019: []}",
+     {**NO_DAMAGE, "answer": "The car\u2019s hood is fine"}),
+    ("python-literals", DUMP.replace("true", "True").replace('"location": "hood"', '"location": None'),
+     {**REPORT, "findings": [{**FINDING, "location": None}]}),
+    ("think-block-with-json-inside", "<think>Draft: {\"damage_detected\": false}. No, the {hood} shows"
+                                     " a line.</think>\n" + DUMP, REPORT),
+    ("lone-closing-think", "The user asks {about scratches}\n</think>\n\n" + DUMP, REPORT),
+    ("example-object-then-report", 'The example looks like {"label": "dent", "id": "r-9"}; my answer:\n'
+                                   + DUMP, REPORT),
+    ("two-reports-the-last-wins", json.dumps(NO_DAMAGE) + "\nCorrection, looking again:\n" + DUMP, REPORT),
+    ("smart-quotes-around-keys", DUMP.replace('"damage_detected"', "\u201cdamage_detected\u201d").replace(
+        '"answer"', "\u201canswer\u201d"), REPORT),
+    ("raw-newline-in-a-string", DUMP.replace("Sí, hay", "Sí,\nhay"),
+     {**REPORT, "answer": "Sí,\nhay un rayón en el capó."}),
+    ("brace-inside-a-string", "Report {draft}: " + json.dumps({**REPORT, "answer": "Un rayón } en el capó."}),
+     {**REPORT, "answer": "Un rayón } en el capó."}),
+]
+
+#: (id, reply) that must give no object: nothing is completed or guessed.
+UNRECOVERABLE = [
+    ("truncated", DUMP[: len(DUMP) // 2]),
+    ("truncated-after-a-whole-finding", DUMP[: DUMP.index('], "answer"') + 1] + ', "answer": "Sí, ha'),
+    ("ambiguous-single-quotes", "{'damage_detected': True, 'findings': [], "
+                                "'answer': 'he said 'no', then left', 'examples_used': []}"),
+    ("no-json-at-all", "Looks like a scratch to me."),
+    ("an-object-with-no-report-field", 'I would say {"label": "scratch", "confidence": 0.8}.'),
+    ("only-reasoning", "<think>I think {damage_detected: true}"),
+]
+
+
+@pytest.mark.parametrize("reply, expected", [c[1:] for c in RECOVERABLE], ids=[c[0] for c in RECOVERABLE])
+def test_recoverable_replies_yield_the_answer_object(reply, expected):
+    assert extract_json(reply) == expected
+
+
+@pytest.mark.parametrize("reply", [c[1] for c in UNRECOVERABLE], ids=[c[0] for c in UNRECOVERABLE])
+def test_cut_or_ambiguous_replies_yield_nothing(reply):
+    with pytest.raises(AnswerError, match="JSON object"):
+        extract_json(reply)
+
+
+def test_a_superset_of_llama_index_parse_json_markdown():
+    """Every reply LlamaIndex's own parser recovers correctly, this one does too (and more)."""
+    from llama_index.core.output_parsers.utils import parse_json_markdown
+
+    theirs = 0
+    for _, reply, expected in RECOVERABLE:
+        try:
+            ok = parse_json_markdown(reply) == expected
+        except Exception:  # noqa: BLE001 - any failure of theirs is a reply they miss
+            ok = False
+        theirs += ok
+        if ok:
+            assert extract_json(reply) == expected
+    assert theirs < len(RECOVERABLE) == sum(extract_json(r) == e for _, r, e in RECOVERABLE)
+
+
+def test_a_truncated_answer_stays_invalid_with_its_fields_missing(taxonomy):
+    with pytest.raises(AnswerError, match="incomplete"):
+        parse_answer(dict(UNRECOVERABLE)["truncated-after-a-whole-finding"], taxonomy)
+    with pytest.raises(AnswerError, match="no JSON object with the report's fields"):
+        parse_answer(dict(UNRECOVERABLE)["an-object-with-no-report-field"], taxonomy)
+    partial = {k: v for k, v in REPORT.items() if k != "answer"}  # complete, but without the answer
+    with pytest.raises(AnswerError, match="answer: Field required"):
+        parse_answer("```\n" + json.dumps(partial) + ",\n```", taxonomy)
