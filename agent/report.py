@@ -114,6 +114,19 @@ class DamageReport(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
 
+    def to_simple(self) -> dict[str, Any]:
+        """The user's own JSON shape: the verdict, the most confident finding, and the answer.
+
+        ``damage_type`` is that finding's label key, ``location`` its location as the model wrote
+        it, ``confidence`` its confidence (all None without findings); ``similar_examples_used``
+        counts the examples shown to the model. An invalid report keeps ``damage_detected: None``
+        rather than claiming either way.
+        """
+        top = max(self.findings, key=lambda f: f.confidence, default=None)  # the first of equals
+        return {"damage_detected": self.damage_detected, "damage_type": top.label.key if top else None,
+                "location": top.location if top else None, "confidence": top.confidence if top else None,
+                "similar_examples_used": len(self.examples_used), "analysis": self.answer}
+
 
 class AnswerError(DamageRagError, ValueError):
     """The model's text holds no valid answer; the message says why, for a repair request."""

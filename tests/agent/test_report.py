@@ -226,3 +226,30 @@ def test_a_truncated_answer_stays_invalid_with_its_fields_missing(taxonomy):
     partial = {k: v for k, v in REPORT.items() if k != "answer"}  # complete, but without the answer
     with pytest.raises(AnswerError, match="answer: Field required"):
         parse_answer("```\n" + json.dumps(partial) + ",\n```", taxonomy)
+
+
+# ---------------------------------------------------------------------------- the simple JSON shape
+def _report(taxonomy, findings: list[dict], **fields) -> DamageReport:
+    parsed = parse_answer(json.dumps({**REPORT, "findings": findings}), taxonomy)
+    base = {"damage_detected": parsed.damage_detected, "findings": to_findings(parsed, taxonomy, (2000, 1000)),
+            "answer": parsed.answer, "examples_used": ["r-1", "r-2", "r-3"], "mode": "rag", "model": "m",
+            "trace_id": "t", "question": "¿Tiene rayones?"}
+    return DamageReport(**{**base, **fields})
+
+
+def test_to_simple_reads_the_most_confident_finding(taxonomy):
+    dent = {**FINDING, "label": "dent", "location": "rear door", "confidence": 0.95}
+    simple = _report(taxonomy, [FINDING, dent, {**FINDING, "confidence": 0.95}]).to_simple()
+    assert simple == {"damage_detected": True, "damage_type": "dent", "location": "rear door", "confidence": 0.95,
+                      "similar_examples_used": 3, "analysis": "Sí, hay un rayón en el capó."}
+    assert json.loads(json.dumps(simple)) == simple
+
+
+def test_to_simple_without_findings_or_when_invalid(taxonomy):
+    none = _report(taxonomy, [], damage_detected=False, examples_used=[]).to_simple()
+    assert none == {"damage_detected": False, "damage_type": None, "location": None, "confidence": None,
+                    "similar_examples_used": 0, "analysis": "Sí, hay un rayón en el capó."}
+    invalid = DamageReport(damage_detected=None, valid=False, error="no JSON", raw_text="hmm", answer="",
+                           examples_used=["r-1"], mode="agentic", model="m", trace_id="t", question="q")
+    assert invalid.to_simple() == {"damage_detected": None, "damage_type": None, "location": None,
+                                   "confidence": None, "similar_examples_used": 1, "analysis": ""}
