@@ -2,7 +2,9 @@
 
 - :func:`node_id_to_faiss_id`: a node's FAISS id is a stable 64-bit hash of its node id, never a
   counter or a position; two node ids hashing alike raise :class:`FaissIdCollisionError`.
-- :class:`NodeRecord`: the snapshot kept per vector, the node without its embedding.
+- :class:`NodeRecord`: the snapshot kept per vector, the node without its embedding; a store
+  loaded from a directory anchors its relative ``image_path`` there (:meth:`NodeRecord.anchor`),
+  so the nodes it returns open from anywhere while ``metadata.json`` stays relative.
 - :class:`NodeTable`: the records by FAISS id, with look-ups by source document (``ref_doc_id``)
   and by metadata (a :class:`~index.vector_store.filters.MetadataIndex`); it answers which ids
   a query allows, while the FAISS index itself lives in
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llama_index.core.schema import (
@@ -57,6 +61,28 @@ def _vector_fields(cls: type[BaseNode]) -> frozenset[str]:
     return frozenset(name for name in _EMBEDDING_FIELDS if name in cls.model_fields)
 
 
+def resolve_inside(path: str, base: str, parents: dict[str, str] | None = None) -> str | None:
+    """``path`` (relative) joined to ``base`` (a resolved directory) and resolved — absolute,
+    ``..`` and symlinks followed — or None when that is not a file path inside ``base``.
+
+    ``parents`` caches the resolved folders between calls (a store's crops share one), so a
+    10,000-node store resolves with one ``lstat`` per node.
+    """
+    try:
+        parent, name = os.path.split(os.path.normpath(os.path.join(base, path)))
+        real = None if parents is None else parents.get(parent)
+        if real is None:
+            real = os.path.realpath(parent)
+            if parents is not None:
+                parents[parent] = real
+        resolved = os.path.join(real, name)
+        if os.path.islink(resolved):
+            resolved = os.path.realpath(resolved)
+    except (OSError, ValueError):  # a NUL byte
+        return None
+    return resolved if resolved.startswith(base.rstrip(os.sep) + os.sep) else None
+
+
 @dataclass
 class NodeRecord:
     """What the store keeps per vector: the node without its embedding."""
@@ -65,6 +91,27 @@ class NodeRecord:
     ref_doc_id: str | None
     node_type: str
     data: dict[str, Any]  # node.model_dump(mode="json") with embeddings removed
+    #: Fields the returned nodes carry instead of ``data``'s (see :meth:`anchor`); never persisted.
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def anchor(self, base: str, parents: dict[str, str] | None = None) -> bool:
+        """Make the nodes returned carry the ``image_path`` resolved against ``base`` (the store's
+        directory, resolved), absolute, so they open from anywhere; ``data`` keeps it relative
+        (an absolute path under ``base``, as a returned node carries it back, is made relative).
+
+        Another absolute or a missing ``image_path`` is left as it is. Returns False when the
+        relative path leads out of ``base``: the nodes returned then carry no image path at all.
+        ``parents`` is :func:`resolve_inside`'s cache.
+        """
+        path = self.data.get("image_path")
+        if not isinstance(path, str) or not path:
+            return True
+        if os.path.isabs(path):
+            if not path.startswith(base.rstrip(os.sep) + os.sep):
+                return True
+            path = self.data["image_path"] = Path(os.path.relpath(path, base)).as_posix()
+        self.overrides["image_path"] = resolve_inside(path, base, parents)
+        return self.overrides["image_path"] is not None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -88,8 +135,10 @@ class NodeRecord:
         return cls(node.node_id, node.ref_doc_id, node_type, data)
 
     def to_node(self) -> BaseNode:
-        """A fresh node object equal to the one added (without embedding)."""
-        return _NODE_CLASSES[self.node_type].from_dict(self.data)
+        """A fresh node object equal to the one added (without embedding; its image path
+        anchored, see :meth:`anchor`)."""
+        data = {**self.data, **self.overrides} if self.overrides else self.data
+        return _NODE_CLASSES[self.node_type].from_dict(data)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form for ``metadata.json``."""

@@ -10,7 +10,11 @@ share one ``id_map.json`` between stores and support no metadata filters. Here:
 - filtered queries compute the allowed ids from an inverted metadata index and let FAISS search
   only those (``IDSelectorBatch``), so a filtered top-k on the ``flat`` type is the true top-k;
 - the store keeps whole nodes (``stores_text = True``) and persists to its own directory
-  (``faiss.index`` + ``metadata.json``), never to files shared with other stores.
+  (``faiss.index`` + ``metadata.json``), never to files shared with other stores;
+- loaded from a directory, it returns nodes whose relative ``image_path`` (``crops/r-….jpg``)
+  is resolved against that directory, so an ``ImageNode`` opens from anywhere, while
+  ``metadata.json`` keeps it relative and the directory movable; a path leading out of the
+  directory is dropped (the node comes back without an image path) and logged once.
 
 Similarity is inner product on L2-normalised vectors (cosine similarity).
 """
@@ -76,6 +80,7 @@ class FaissNodeStore(BasePydanticVectorStore):
     _backend: FaissBackend | None = PrivateAttr(default=None)
     _table: NodeTable = PrivateAttr(default_factory=NodeTable)
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
+    _root: Path | None = PrivateAttr(default=None)  # the directory loaded from: image paths resolve there
 
     def __init__(self, config: VectorIndexConfig | None = None, **kwargs: Any) -> None:
         """Create an empty store; the FAISS index is created by the first :meth:`add`."""
@@ -130,6 +135,8 @@ class FaissNodeStore(BasePydanticVectorStore):
             vectors = as_matrix(embeddings, self.dim, self.config.normalize)
             fids = self._table.faiss_ids(batch)
             records = [NodeRecord.from_node(node) for node in batch]
+            if self._root is not None:
+                self._anchor(records, self._root)
             if self._backend is None:
                 self._backend = FaissBackend(self.config, vectors.shape[1])
             replaced = [fid for fid in fids if fid in self._table]
@@ -140,6 +147,17 @@ class FaissNodeStore(BasePydanticVectorStore):
                 self._table.add(fid, record)
             logger.debug("added %d nodes (%d replaced)", len(batch), len(replaced))
         return [node.node_id for node in nodes]
+
+    @staticmethod
+    def _anchor(records: Iterable[NodeRecord], root: Path) -> None:
+        """Resolve the records' relative image paths against ``root``; warn once about those
+        that lead out of it (their nodes come back without an image path)."""
+        base, parents = os.path.realpath(root), {}
+        outside = [record.node_id for record in records if not record.anchor(base, parents)]
+        if outside:
+            logger.warning("%d node(s) of the vector store in %s have an image path outside that "
+                           "directory and are returned without one (first: node %s)", len(outside),
+                           root, outside[0])
 
     def _remove_fids(self, fids: Iterable[int]) -> int:
         present = [fid for fid in fids if fid in self._table]
@@ -318,6 +336,9 @@ class FaissNodeStore(BasePydanticVectorStore):
     ) -> FaissNodeStore:
         """Load a store written by :meth:`persist` (default directory: ``config.dir``).
 
+        The nodes it returns carry image paths resolved against that directory (see the module
+        doc); the records it persists keep them as stored.
+
         ``config`` may override search-time settings (``hnsw_ef_search``, ``ivf_nprobe``...);
         its ``type`` must match the persisted one. Missing or corrupt files raise an error that
         names the file.
@@ -329,6 +350,8 @@ class FaissNodeStore(BasePydanticVectorStore):
         stored_config, backend, records = load_store(directory, config)
         store = cls(config=stored_config)
         store._backend = backend
+        store._root = directory
+        cls._anchor(records.values(), directory)
         for fid, record in records.items():
             store._table.add(fid, record)
         kind = backend.kind if backend is not None else "empty"
