@@ -5,18 +5,26 @@ Three modes share everything but the middle: ``zero-shot`` (photo and question, 
 (the model decides which tools to call, up to ``agent.max_tool_calls``).
 
 This module is the facade (configuration, the index, sessions); one query's model/tool loop
-is :class:`agent.loop.QueryRun`.
+is :class:`agent.loop.QueryRun`; :meth:`DamageQueryEngine.as_query_engine` is the LlamaIndex
+``BaseQueryEngine`` view of it (:mod:`agent.query_engine`).
+
+Instrumentation: each query is one LlamaIndex dispatcher span (``DamageQueryEngine._query``),
+the parent of its model calls and tool calls (:mod:`agent.instrumentation`), so a span handler
+such as OpenInference's sees one trace per query. A synchronous :meth:`DamageQueryEngine.query`
+runs on the engine's event-loop thread with the caller's ``contextvars`` (LlamaIndex keeps the
+active span there), so a span opened by the caller is the query span's parent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.llm import ModelClient, jpeg_bytes
 from agent.loop import EventHandler, QueryRun
@@ -25,7 +33,16 @@ from agent.report import DamageReport
 from agent.trace import Trace, TraceWriteFailure
 from index.config import MODES, DomainConfig, apply_overrides, load_config
 
+try:  # what llama_index.core.instrumentation re-exports, without importing all of llama_index.core
+    from llama_index_instrumentation import get_dispatcher
+except ImportError:  # pragma: no cover - an older llama-index-core that has it built in
+    from llama_index.core.instrumentation import get_dispatcher
+
+if TYPE_CHECKING:
+    from agent.query_engine import DamageQueryEngineView
+
 logger = logging.getLogger(__name__)
+dispatcher = get_dispatcher(__name__)
 
 #: How many unwritten traces the engine remembers (:meth:`DamageQueryEngine.trace_failure`).
 _KEPT_TRACE_FAILURES = 256
@@ -40,7 +57,29 @@ class _LoopThread:
         threading.Thread(target=self.loop.run_forever, daemon=True, name="damage-engine").start()
 
     def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        """Run ``coro`` on the loop thread and wait for it, in a copy of the caller's context:
+        the task is created inside it, so the caller's active LlamaIndex span (a contextvar)
+        is the parent of the spans the coroutine opens."""
+        context = contextvars.copy_context()
+        return context.run(asyncio.run_coroutine_threadsafe, coro, self.loop).result()
+
+
+class _QueryRequest:
+    """What one query needs besides its question, photo name and mode. Kept out of the query
+    span's arguments, which span handlers record: the photo as bytes or the images of a
+    conversation would be recorded whole; its ``repr`` is what they record instead."""
+
+    def __init__(self, photo: Any, history: list[Any] | None, exclude_images: list[str] | None,
+                 exclude_groups: list[str] | None, on_event: EventHandler | None, send_photo: bool,
+                 sources: list[Any] | None, started: float) -> None:
+        self.started = started  # the query's clock starts before the photo is read
+        self.photo, self.history, self.on_event, self.send_photo = photo, history, on_event, send_photo
+        self.exclude_images, self.exclude_groups, self.sources = exclude_images, exclude_groups, sources
+
+    def __repr__(self) -> str:
+        return (f"QueryRequest(photo_size={list(self.photo.size)}, history={len(self.history or [])} messages, "
+                f"exclude_images={len(self.exclude_images or [])}, exclude_groups={len(self.exclude_groups or [])}, "
+                f"send_photo={self.send_photo})")
 
 
 class DamageQueryEngine:
@@ -98,9 +137,26 @@ class DamageQueryEngine:
                     self._loop_thread = _LoopThread()
         return self._loop_thread.run(self.aquery(image, question, **kwargs))
 
+    def as_query_engine(self, *, default_image: Any = None, mode: str | None = None,
+                        default_question: str | None = None, **query_kwargs: Any) -> DamageQueryEngineView:
+        """This engine as a LlamaIndex ``BaseQueryEngine`` (for a LlamaIndex app, a
+        ``QueryEngineTool``, LlamaIndex's evaluators); see :class:`agent.query_engine.DamageQueryEngineView`.
+
+        Args:
+            default_image: The photo a query names none of (a path, PIL image or bytes).
+            mode: ``agentic``, ``rag`` or ``zero-shot`` (default: the config's).
+            default_question: The question of a query that is only a photo path.
+            query_kwargs: Passed on to :meth:`aquery` (``exclude_images``, ``exclude_groups``, ``on_event``).
+        """
+        from agent.query_engine import DamageQueryEngineView
+
+        return DamageQueryEngineView(self, default_image=default_image, mode=mode, default_question=default_question,
+                                     **query_kwargs)
+
     async def aquery(self, image: Any, question: str, *, mode: str | None = None, history: list[Any] | None = None,
                      exclude_images: list[str] | None = None, exclude_groups: list[str] | None = None,
-                     on_event: EventHandler | None = None, send_photo: bool = True) -> DamageReport:
+                     on_event: EventHandler | None = None, send_photo: bool = True,
+                     sources: list[Any] | None = None) -> DamageReport:
         """Answer ``question`` about ``image``.
 
         Args:
@@ -114,6 +170,9 @@ class DamageQueryEngine:
                 things happen, for a live display.
             send_photo: Attach the photo to this turn (a follow-up about the same photo in a
                 conversation need not send it again).
+            sources: Extended with the examples shown to the model, as LlamaIndex
+                ``NodeWithScore`` of their ``ImageNode`` (score: the similarity a search gave,
+                None for examples shown by label); in ``report.examples_used`` order.
 
         Returns:
             The report; a model answer that stays invalid after one repair gives a report with
@@ -130,14 +189,24 @@ class DamageQueryEngine:
             raise ValueError(f"Unknown mode '{mode}'; use one of {', '.join(MODES)}.")
         started = time.perf_counter()
         photo = QueryPhoto(image)
+        request = _QueryRequest(photo, history, exclude_images, exclude_groups, on_event, send_photo, sources,
+                                started)
+        return await self._query(question, photo.name, mode, request)
+
+    @dispatcher.span
+    async def _query(self, question: str, photo_name: str, mode: str, request: _QueryRequest) -> DamageReport:
+        """One query: the root span of its model and tool calls (the arguments are what span
+        handlers record as its input; the report is its output)."""
+        started = request.started
+        photo, history = request.photo, request.history
         view = photo.view(max_pixels=self.config.model.query_max_pixels)
         trace = Trace(self.config.agent.traces_dir, question=question, mode=mode, model=self.config.model.model,
-                      photo=photo.name, photo_size=list(photo.size))
+                      photo=photo_name, photo_size=list(photo.size))
         trace.event("photo", photo_copy=trace.save_image("query", view), sent_size=list(view.size))
         try:
-            report, messages = await self._answer(photo, view, question, mode, trace, started, history=history,
-                                                  exclude_images=exclude_images, exclude_groups=exclude_groups,
-                                                  on_event=on_event, send_photo=send_photo)
+            report, messages, ctx = await self._answer(
+                photo, view, question, mode, trace, started, history=history, exclude_images=request.exclude_images,
+                exclude_groups=request.exclude_groups, on_event=request.on_event, send_photo=request.send_photo)
         except Exception as exc:
             problem = getattr(exc, "problem", None)
             trace.event("error", problem=problem.value if problem is not None else type(exc).__name__,
@@ -146,6 +215,10 @@ class DamageQueryEngine:
             raise
         trace.event("report", report=report.model_dump(mode="json"))
         self._remember_trace(trace)
+        if request.sources is not None and ctx is not None:
+            from agent.query_engine import shown_examples
+
+            request.sources.extend(shown_examples(ctx))
         if history is not None:
             from llama_index.core.base.llms.types import ChatMessage
 
@@ -155,8 +228,9 @@ class DamageQueryEngine:
 
     async def _answer(self, photo: Any, view: Any, question: str, mode: str, trace: Trace, started: float, *,
                       history: list[Any] | None, exclude_images: list[str] | None, exclude_groups: list[str] | None,
-                      on_event: EventHandler | None, send_photo: bool) -> tuple[DamageReport, list[Any]]:
-        """Compose the messages, run the mode's loop and validate the answer."""
+                      on_event: EventHandler | None, send_photo: bool) -> tuple[DamageReport, list[Any], Any]:
+        """Compose the messages, run the mode's loop and validate the answer; returns the report,
+        the messages and the tool context (None in zero-shot)."""
         from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
 
         from tools.context import ToolContext
@@ -178,7 +252,7 @@ class DamageQueryEngine:
             text = await run.agentic(ctx, messages)
         else:
             text = await run.final(messages)
-        return await run.report(text, messages, question, photo.size, ctx, started), messages
+        return await run.report(text, messages, question, photo.size, ctx, started), messages, ctx
 
     def trace_failure(self, trace_id: str) -> TraceWriteFailure | None:
         """Why the trace of a recent query (``report.trace_id``) could not be written; None when

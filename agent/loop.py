@@ -6,6 +6,9 @@ deployment: it sends ``tool_choice: "auto"`` on every turn (vLLM without a tool 
 it), takes a hermes ``<tool_call>`` text reply as the final answer, and drops the images a
 tool returns. Here both protocols work, and retrieved images reach the model in a user message
 right after the tool results. See docs/notes/llamaindex_agent_protocol.md.
+
+Every tool call, either protocol's and the rag mode's fixed retrieval alike, runs as a LlamaIndex
+tool call (:class:`agent.instrumentation.LoopToolCall`): a TOOL span inside the query's span.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class QueryRun:
         self.usage: dict[str, int] = {}
         self.tool_calls = 0
         self.steps = 0
+        self._tool_metadata: dict[str, Any] = {}  # ToolMetadata by name, for the tool spans
 
     async def _call(self, messages: list[Any], tools: list[Any] | None = None, response_format: dict | None = None) -> Any:
         """One model request, composed within the server's limits; a refusal that states a
@@ -132,16 +136,24 @@ class QueryRun:
         user.blocks = [*user.blocks[:-1], intro, *result.user_message_blocks(), user.blocks[-1]]
 
     def _run_tool(self, ctx: Any, request: ToolRequest) -> Any:
-        from tools import run_tool
+        """Run one tool call as a LlamaIndex tool call (a TOOL span); record and announce it."""
+        from agent.instrumentation import LoopToolCall, tool_metadata, unknown_tool_metadata
+        from tools import make_tools, run_tool
         from tools.results import ToolResult
 
         self.tool_calls += 1
         self.emit("tool_call", {"name": request.name, "arguments": request.arguments})
         started = time.perf_counter()
-        if request.error:
-            result = ToolResult(text=f"Error: {request.error}. Write the call as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>.", error=True)
-        else:
-            result = run_tool(ctx, request.name, request.arguments)
+        if not self._tool_metadata:
+            self._tool_metadata = tool_metadata(make_tools(ctx))
+        metadata = self._tool_metadata.get(request.name) or unknown_tool_metadata(request.name)
+
+        def run(arguments: dict[str, Any]) -> ToolResult:
+            if request.error:
+                return ToolResult(text=f"Error: {request.error}. Write the call as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>.", error=True)
+            return run_tool(ctx, request.name, arguments)
+
+        result = LoopToolCall(metadata, run).run(request.arguments)
         self.tool_seconds += time.perf_counter() - started
         self.trace.event("tool_call", name=request.name, arguments=request.arguments, error=result.error,
                          result_text=result.text, result=result.data, seconds=round(time.perf_counter() - started, 4))
@@ -163,9 +175,11 @@ class QueryRun:
         """The tool loop; returns the model's final text."""
         from llama_index.core.base.llms.types import ChatMessage, TextBlock
 
+        from agent.instrumentation import tool_metadata
         from tools import make_tools
 
         tools = make_tools(ctx)
+        self._tool_metadata = tool_metadata(tools)
         budget = self.cfg.agent.max_tool_calls
         if self.client.native_tools is False:
             self._hermes_system(messages, tools)
