@@ -10,11 +10,14 @@ becomes a single line and an exit code.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -106,6 +109,18 @@ def cells(*values: Any) -> list[Text]:
     return [Text(str(value)) for value in values]
 
 
+def show_table(table: Any, width: int = 1000) -> None:
+    """A rich table on stderr: at the terminal's width on a terminal (columns marked
+    ``overflow="fold"`` wrap, nothing is cut), at its natural width when stderr is piped
+    (rich would assume 80 columns and cut paths short)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    wide = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=True)
+    wide.print(table)
+    console.out("\n".join(line.rstrip() for line in wide.file.getvalue().rstrip("\n").splitlines()), highlight=False)
+
+
 def print_json(data: Any) -> None:
     """``data`` as one line of JSON on stdout (for ``--json``)."""
     out.file.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
@@ -117,15 +132,116 @@ def error_line(exc: BaseException) -> str:
     return f"[red]error:[/] {escape(str(exc))}"
 
 
-def command_parser(prog: str, description: str, registrars: list[Callable[[Any], None]]) -> argparse.ArgumentParser:
+_REST_ROLE = re.compile(r":[a-z]+:`(~?)([^`<]*?)\s*(?:<[^>]*>)?`")
+
+
+def plain(text: str | None) -> str | None:
+    """``text`` without reST markup, for help screens: ``double backticks`` and :role:`targets`
+    read as the words they mark (``:class:`~a.b.C``` as ``C``, as Sphinx shows it)."""
+    if not text:
+        return text
+    text = _REST_ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return text.replace("``", "")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every default and reads as plain text.
+
+    A flag whose help does not say its default already gets ``(default: X)``; flags without a
+    value (switches, ``-v``) and defaults of None are left alone. In descriptions and epilogs,
+    indented lines (examples, lists) are kept as written and the other lines are wrapped as
+    paragraphs.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        lines: list[str] = []
+        paragraph: list[str] = []
+        for line in (plain(text) or "").splitlines() + [""]:
+            if line.strip() and not line.startswith(" "):
+                paragraph.append(line.strip())
+                continue
+            if paragraph:
+                lines.extend(textwrap.wrap(" ".join(paragraph), width, initial_indent=indent, subsequent_indent=indent))
+                paragraph = []
+            lines.append(indent + line)
+        return "\n".join(lines).rstrip()
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = plain(action.help) or ""
+        if action.help is argparse.SUPPRESS:
+            return action.help
+        if (action.nargs == 0 or any(action.default is v for v in (None, False, argparse.SUPPRESS)) or "default" in text.lower()
+                or not (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+            return text
+        return f"{text.rstrip('.')} (default: %(default)s)."
+
+
+def package_version() -> str:
+    """The installed version of ``damage-rag``; in a bare checkout, the one ``pyproject.toml`` declares."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("damage-rag")
+    except PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.MULTILINE) \
+            if pyproject.is_file() else None
+        return found.group(1) if found else "unknown"
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    """Flags every sub-command takes too, so ``-v`` works before or after the sub-command. Its
+    default is suppressed: ``-v ask`` keeps the count the main parser set."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="More log output (-vv for debug).")
+    return common
+
+
+class _SubCommands(argparse._SubParsersAction):  # noqa: SLF001 - argparse's own extension point
+    """Sub-parsers with the common flags, the help formatter, plain-text help and an example.
+
+    ``add_parser(name, help=..., example="python -m ...")``: ``help`` is also the description,
+    ``example`` (a line or a list of lines) becomes the epilog.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._common = _common_flags()
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        example = kwargs.pop("example", None)
+        if kwargs.get("help"):
+            kwargs["help"] = plain(kwargs["help"])
+            kwargs.setdefault("description", kwargs["help"])
+        if kwargs.get("description"):
+            kwargs["description"] = plain(kwargs["description"])
+        if example:
+            lines = [example] if isinstance(example, str) else list(example)
+            kwargs.setdefault("epilog", ("example:\n" if len(lines) == 1 else "examples:\n")
+                              + "\n".join(f"  {line}" for line in lines))
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs["parents"] = [*kwargs.get("parents", []), self._common]
+        return super().add_parser(name, **kwargs)
+
+
+def command_parser(prog: str, description: str, registrars: list[Callable[[Any], None]],
+                   epilog: str | None = None) -> argparse.ArgumentParser:
     """The parser of a command line whose sub-commands come from ``registrars``.
 
-    Each registrar adds its sub-commands to the sub-parsers it is given, with
-    ``set_defaults(func=...)``; ``-v`` / ``-vv`` are common to all.
+    Each registrar adds its sub-commands to the sub-parsers it is given
+    (``sub.add_parser(name, help=..., example=...)``) with ``set_defaults(func=...)``.
+    ``-v`` / ``-vv`` are common to all, before or after the sub-command; ``--version`` prints
+    the package version; every default shows in ``--help``.
     """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=plain(description), epilog=epilog,
+                                     formatter_class=HelpFormatter)
+    parser.register("action", "parsers", _SubCommands)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="More log output (-vv for debug).")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in registrars:
         register(sub)
     return parser
