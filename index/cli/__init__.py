@@ -16,7 +16,13 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m index``."""
-    return command_parser("python -m index", "Offline side: inspect a labelled dataset, build and search its vector index.", [m.register for m in (dataset, vectors, bench, evaluation)])
+    return command_parser(
+        "python -m index",
+        "Offline side: inspect a labelled dataset (or synthesise one), build and search its vector index, "
+        "evaluate retrieval against chance and benchmark indexing.",
+        [m.register for m in (dataset, vectors, bench, evaluation)],
+        epilog="Run `python -m index COMMAND --help` for a command's flags and an example.",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

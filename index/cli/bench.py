@@ -31,7 +31,8 @@ def register(sub: Any) -> None:
 
 
 def _register_bench(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs naive baseline vs decode floor.")
+    parser = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs naive baseline vs decode floor.",
+                            example="python -m index bench --n 50 --naive-n 5")
     parser.add_argument("--n", type=int, default=_DEFAULTS.n,
                         help="Number of synthetic photos (default %(default)s; the issue's memory target is for 500).")
     parser.add_argument("--size", default=_DEFAULTS.size, help="Photo size WIDTHxHEIGHT (default %(default)s).")
@@ -42,8 +43,10 @@ def _register_bench(sub: Any) -> None:
     parser.add_argument("--workdir", type=Path,
                         help=f"Folder for the cached dataset, the tiny model and the index (default {DEFAULT_WORKDIR}).")
     parser.add_argument("--config", type=Path, help=f"Domain YAML (default {DEFAULT_CONFIG}).")
-    parser.add_argument("--model", type=Path, help="Use this local model directory instead of the tiny random DINOv2.")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="Seed of the synthetic dataset.")
+    parser.add_argument("--embedder", type=Path, metavar="MODEL_DIR",
+                        help="Local model directory to embed with (default: a tiny random DINOv2).")
+    parser.add_argument("--model", type=Path, dest="embedder", help=argparse.SUPPRESS)  # its name before --embedder
+    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="Seed of the synthetic dataset (default %(default)s).")
     parser.add_argument("--grain", type=float, default=_DEFAULTS.grain,
                         help="Sensor-like luminance noise (std. dev.) added to the synthetic photos, so they "
                              "decode like camera JPEGs (default %(default)s; 0 = plain renders).")
@@ -58,7 +61,8 @@ def _register_bench(sub: Any) -> None:
 
 
 def _register_bench_store(sub: Any) -> None:
-    parser = sub.add_parser("bench-store", help="FaissNodeStore: add time and per-query latency, unfiltered and filtered.")
+    parser = sub.add_parser("bench-store", help="FaissNodeStore: add time and per-query latency, unfiltered and filtered.",
+                            example="python -m index bench-store --n 100000 --dim 768 --type hnsw")
     parser.add_argument("--n", type=int, default=_STORE_DEFAULTS.n, help="Number of vectors (default %(default)s).")
     parser.add_argument("--dim", type=int, default=_STORE_DEFAULTS.dim, help="Vector dimension (default %(default)s).")
     parser.add_argument("--type", choices=STORE_TYPES, default=_STORE_DEFAULTS.type,
@@ -74,7 +78,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     """The :class:`BenchOptions` of parsed ``bench`` flags."""
     return BenchOptions(
         n=args.n, size=args.size, naive_n=args.naive_n, reference_photos=args.reference_photos,
-        workdir=args.workdir, config=args.config, model=args.model, seed=args.seed, grain=args.grain,
+        workdir=args.workdir, config=args.config, model=args.embedder, seed=args.seed, grain=args.grain,
         quality=args.quality, workers=args.workers, keep_index=args.keep_index, timeout=args.timeout,
     )
 

@@ -10,16 +10,17 @@ from rich.table import Table
 from rich.text import Text
 
 from index.cli.common import add_config_args, config_from_args
-from index.config import load_config
+from index.config import DEFAULT_CONFIG, load_config
 from index.console import cells, console, flag, print_json, progress_bar, say
 from index.errors import UserError
 
 
 def register(sub: Any) -> None:
     """Add ``inspect`` and ``synth`` to the sub-command parsers ``sub``."""
-    p = sub.add_parser("inspect", help="Report what would be indexed, every skip and why, and a contact sheet.")
+    p = sub.add_parser("inspect", help="Report what would be indexed, every skip and why, and a contact sheet.",
+                       example="python -m index inspect --config configs/vehicle_damage.yaml --dataset /path/to/photos")
     add_config_args(p)
-    p.add_argument("--limit", type=int, help="Inspect a stratified sample of N images (every label present).")
+    p.add_argument("--limit", type=int, help="Inspect a stratified sample of N images, every label present (default: all).")
     p.add_argument("--seed", type=int, default=0, help="Seed of the sample.")
     p.add_argument("--out", type=Path, help="Folder for report.json and contact_sheet.png (default outputs/inspect/NAME).")
     p.add_argument("--verify", action="store_true", help="Decode every image to find corrupt files (slow).")
@@ -27,14 +28,18 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="Print the report as one JSON object on stdout.")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("synth", help="Write a synthetic dataset in the user's LabelMe layout.")
-    p.add_argument("--out", type=Path, required=True, help="Folder to write into.")
+    p = sub.add_parser("synth", help="Write a synthetic dataset in the user's LabelMe layout.",
+                       example="python -m index synth --out data/synth --n 50")
+    p.add_argument("--out", type=Path, required=True, help="Folder to write into; it must be empty or new (see --add).")
     p.add_argument("--n", type=int, default=20, help="Number of photos.")
-    p.add_argument("--size", default="4000x3000", help="WIDTHxHEIGHT (default %(default)s).")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--format", choices=["labelme", "coco"], default="labelme")
-    p.add_argument("--config", help="For --format coco: take the categories from this config's taxonomy.")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--size", default="4000x3000", help="WIDTHxHEIGHT.")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the photos, marks and file names.")
+    p.add_argument("--format", choices=["labelme", "coco"], default="labelme", help="Layout to write.")
+    p.add_argument("--config", help="Taxonomy to name the labels with; for --format coco, the categories "
+                                    f"(default: {DEFAULT_CONFIG} for LabelMe, defect/stain/hole for COCO).")
+    p.add_argument("--add", action="store_true",
+                   help="Write into a folder that already holds files, beside them (same names are overwritten).")
+    p.add_argument("--json", action="store_true", help="Print the summary as one JSON object on stdout.")
     p.set_defaults(func=cmd_synth)
 
 
@@ -100,23 +105,47 @@ def _print_splits(splits: dict[str, dict[str, Any]]) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    """Write a synthetic dataset in the user's LabelMe layout (or COCO)."""
+    """Write a synthetic dataset in the user's LabelMe layout (or COCO).
+
+    A folder that already holds files is refused unless ``--add``: the photos would mix with
+    what is there (and same-named files of an earlier run be overwritten), and a later
+    ``inspect`` or ``build`` would read both as one dataset."""
     from index.synth import parse_size, synthesize_coco, synthesize_labelme
 
     try:
         size = parse_size(args.size)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}.")
+    _check_synth_folder(args.out, args.add)
+    taxonomy = load_config(args.config or DEFAULT_CONFIG).taxonomy
     with progress_bar("Drawing photos", "photos") as (advance, set_total):
         set_total(args.n)
         if args.format == "coco":
-            labels = load_config(args.config).taxonomy.label_keys() if args.config else ["defect", "stain", "hole"]
+            labels = taxonomy.label_keys() if args.config else ["defect", "stain", "hole"]
             summary = synthesize_coco(args.out, args.n, categories=labels, size=size, seed=args.seed)
         else:
             summary = synthesize_labelme(args.out, args.n, size=size, seed=args.seed, progress=advance)
-    result = {"out": str(args.out), "images": len(summary.images), "labels": dict(summary.label_counts), "seconds": round(summary.seconds, 2)}
+    # LabelMe marks carry the taxonomy's ids ("1", as the user's files do): the summary names them
+    keys = {str(label.id): label.key for label in taxonomy.labels} if args.format == "labelme" else {}
+    by_key = {keys.get(label, label): count for label, count in summary.label_counts.items()}
+    result = {"out": str(args.out), "images": len(summary.images), "labels": by_key, "seconds": round(summary.seconds, 2)}
     if args.json:
         print_json(result)
     else:
-        say(f"wrote {result['images']} photos to {args.out} in {result['seconds']}s; marks per label: {result['labels']}")
+        marks = ", ".join(f"{key} {count}" for key, count in by_key.items())
+        say(f"wrote {result['images']} photos to {args.out} in {result['seconds']}s; marks per label: {marks}")
     return 0
+
+
+def _check_synth_folder(out: Path, add: bool) -> None:
+    """Refuse a file, or a folder holding anything, as synth's output (unless ``add``)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder.")
+    if add or not out.is_dir():
+        return
+    entries = sum(1 for _ in out.iterdir())
+    if entries:
+        raise UserError(f"{out} is not empty ({entries} entries): choose a new --out, or pass --add to write "
+                        "the synthetic photos beside what is there.")

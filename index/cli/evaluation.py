@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import io
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from index.cli.common import add_config_args, config_from_args
-from index.console import cells, console, flag, print_json, progress_bar, say
+from index.console import cells, flag, print_json, progress_bar, say, show_table
 from index.errors import EvaluationError, UserError
 from index.evaluation import (
     DEFAULT_CACHE_DIR,
@@ -32,7 +30,9 @@ from index.evaluation.intervals import METRICS, MIN_QUERIES, metric_name
 
 def register(sub: Any) -> None:
     """Add ``eval`` to the sub-command parsers ``sub``."""
-    parser = sub.add_parser("eval", help="Retrieval evaluation: region strategies x embedders on a vehicle-grouped split.")
+    parser = sub.add_parser("eval", help="Retrieval evaluation: region strategies x embedders on a vehicle-grouped split.",
+                            example="python -m index eval --dataset data/synth --embedder efficientnet-lite0 "
+                                    "--strategies default,no-merge,image")
     add_config_args(parser)
     parser.add_argument("--embedder", action="append", metavar="MODEL",
                         help="Embedder model id or local path; repeat to compare (default: the config's).")
@@ -42,8 +42,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--depth", type=int, default=100,
                         help="Ranked-list depth for average precision; 0 ranks the whole index (default %(default)s).")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="Share of images on the test side (default %(default)s).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the split and of --limit's sample.")
-    parser.add_argument("--limit", type=int, help="Evaluate on a stratified sample of N images (before splitting).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the split, of --limit's sample and of the bootstrap.")
+    parser.add_argument("--limit", type=int, help="Evaluate on a stratified sample of N images, before splitting (default: all).")
     parser.add_argument("--out", type=Path, help=f"Run folder (default {DEFAULT_OUT_DIR}/retrieval-<time>).")
     parser.add_argument("--cache-dir", type=Path,
                         help=f"Cache of the per-row train indexes and query vectors (default {DEFAULT_CACHE_DIR}).")
@@ -114,12 +114,7 @@ def print_summary(result: dict[str, Any]) -> None:
                                  "n/a" if chance is None else format_metric(chance),
                                  format_interval(row_interval(row, f"lift_{metric}"), signed=True)),
                           end_section=i == len(METRICS) - 1)
-    if console.is_terminal:
-        console.print(table)
-    else:  # a piped stderr is 80 columns to rich: render at the table's natural width instead
-        wide = Console(file=io.StringIO(), width=160, color_system=None)
-        wide.print(table)
-        console.out(wide.file.getvalue().rstrip("\n"), highlight=False)
+    show_table(table, width=160)
     for warning in result.get("warnings", []):
         flag("warning", "yellow", warning)
     for row in result["rows"]:

@@ -64,7 +64,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     bad.write_text(VEHICLE_CONFIG.read_text().replace("context_margin:", "context_margn:"))
     result = run("inspect", "--config", str(bad), check=False)
     assert result.returncode == 2 and "unknown key 'regions.context_margn'" in result.stderr
-    no_index = run("info", "--out", str(tmp_path / "none"), "--json", check=False)
+    no_index = run("info", "--index", str(tmp_path / "none"), "--json", check=False)
     assert no_index.returncode == 2 and "No index at" in no_index.stderr and "Traceback" not in no_index.stderr
 
 
@@ -72,18 +72,18 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
 def test_build_info_search_cli(tmp_path, synth_dataset, tiny_dinov2):
     out = tmp_path / "index"
     build = json.loads(run("build", "--config", str(VEHICLE_CONFIG), "--dataset", str(synth_dataset), "--embedder", str(tiny_dinov2),
-                           "--out", str(out), "--json").stdout)
+                           "--index", str(out), "--json").stdout)
     assert build["images"] == 12
-    info = json.loads(run("info", "--out", str(out), "--json").stdout)
+    info = json.loads(run("info", "--index", str(out), "--json").stdout)
     assert info["dim"] == 32 and info["embedder"] == str(tiny_dinov2)
     assert set(info["nodes_by_kind"]) == {"region", "image", "background"} and info["regions_by_label"]["scratch"] > 0
     photo = next(Path(synth_dataset).glob("*.jpg"))
-    hits = json.loads(run("search", "--out", str(out), "--image", str(photo), "--label", "abolladura", "-k", "2", "--json").stdout)
+    hits = json.loads(run("search", "--index", str(out), "--image", str(photo), "--label", "abolladura", "-k", "2", "--json").stdout)
     assert len(hits) == 2
     for hit in hits:
         assert {"id", "kind", "label", "similarity", "source_image", "crop_path"} <= hit.keys()
         assert "dent" in hit["labels"] and Path(hit["crop_path"]).is_file()
-    unknown = run("search", "--out", str(out), "--image", str(photo), "--label", "rust", check=False)
+    unknown = run("search", "--index", str(out), "--image", str(photo), "--label", "rust", check=False)
     assert unknown.returncode == 2 and "Unknown label 'rust'" in unknown.stderr
 
 
@@ -96,7 +96,7 @@ def test_search_with_a_corrupt_query_photo_is_one_line(tmp_path, synth_dataset, 
     build_index(config, index_dir=out, limit=2)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a photo")
-    result = run("search", "--out", str(out), "--image", str(bad), check=False)
+    result = run("search", "--index", str(out), "--image", str(bad), check=False)
     assert result.returncode == 2 and "bad.jpg" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -112,11 +112,11 @@ def test_search_marks_the_query_photos_own_hits_self(tmp_path, synth_dataset, ti
     copy = tmp_path / "renamed.jpg"
     copy.write_bytes(photo.read_bytes())
     for query in (photo, copy):  # the same file, and the same bytes under another name
-        hits = json.loads(run("search", "--out", str(out), "--image", str(query), "--kind", "image", "-k", "3", "--json").stdout)
+        hits = json.loads(run("search", "--index", str(out), "--image", str(query), "--kind", "image", "-k", "3", "--json").stdout)
         assert [h["image_id"] for h in hits if h["self"]] == [indexed[0]], query
         assert hits[0]["self"] is True and not any(h["self"] for h in hits[1:])
-    table = run("search", "--out", str(out), "--image", str(photo), "--kind", "image", "-k", "3").stderr
+    table = run("search", "--index", str(out), "--image", str(photo), "--kind", "image", "-k", "3").stderr
     assert "(self)" in table and "the query photo is in the index" in table
     outside = next(p for p in sorted(Path(synth_dataset).glob("*.jpg")) if p.relative_to(synth_dataset).as_posix() not in indexed)
-    hits = json.loads(run("search", "--out", str(out), "--image", str(outside), "--kind", "image", "--json").stdout)
+    hits = json.loads(run("search", "--index", str(out), "--image", str(outside), "--kind", "image", "--json").stdout)
     assert hits and not any(h["self"] for h in hits)
