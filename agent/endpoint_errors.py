@@ -36,6 +36,9 @@ class Problem(str, enum.Enum):
 
 #: Problems that every request to this endpoint would meet (an evaluation stops on them).
 ENDPOINT_WIDE = {Problem.UNREACHABLE, Problem.AUTH, Problem.UNKNOWN_MODEL}
+#: What to do about an endpoint nobody answers at; the command lines end that error's line with it.
+UNREACHABLE_HINT = ("Is the model server running? Start it (docs/serving.md) and point --api-base or VLM_API_BASE "
+                    "(model.api_base) at it, or try the agent with no model: `python -m agent fake-server`.")
 #: Problems worth another attempt of the same request.
 RETRYABLE = {Problem.RATE_LIMIT, Problem.SERVER, Problem.MALFORMED, Problem.UNREACHABLE, Problem.TIMEOUT}
 

@@ -40,7 +40,9 @@ Modules
     (vLLM's limits and exact errors), :mod:`~agent.testing.requests` (:class:`RecordedRequest`
     and request-inspection helpers), :mod:`~agent.testing.tokens` (token estimates, from
     ``agent.budget``), :mod:`~agent.testing.completions` and :mod:`~agent.testing.embeddings`
-    (response bodies), :mod:`~agent.testing.handler` (the HTTP layer).
+    (response bodies), :mod:`~agent.testing.handler` (the HTTP layer),
+    :mod:`~agent.testing.scenarios` (named canned behaviours, served in the foreground by
+    ``python -m agent fake-server`` to try the agent with no model).
 
 Usage::
 
