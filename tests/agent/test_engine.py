@@ -233,9 +233,10 @@ def test_cli_ask_json_trace_show_and_html(fake, index_dir, photo, tmp_path):
     assert page.read_text().count("data:image/jpeg;base64") >= 3  # photo + 2 crops
 
 
-def test_cli_ask_unreachable_endpoint_exits_nonzero_with_one_line(photo, index_dir):
+def test_cli_ask_unreachable_endpoint_exits_nonzero_with_one_line(photo, index_dir, tmp_path):
     result = _cli("ask", "--image", str(photo), "hola", "--json", "--mode", "zero-shot",
-                  "--api-base", "http://127.0.0.1:9/v1", "--index", str(index_dir))
+                  "--api-base", "http://127.0.0.1:9/v1", "--index", str(index_dir),
+                  "--traces-dir", str(tmp_path / "traces"))  # never the repository's outputs/traces
     assert result.returncode == 1 and result.stdout == ""
     assert "127.0.0.1:9/v1" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
