@@ -36,7 +36,7 @@ def build_args(out: Path, synth_dataset: Path, tiny_dinov2: Path, *extra: str) -
             "--out", str(out), *extra]
 
 
-def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+def finish(process: subprocess.Popen, timeout: float = 900) -> tuple[int, str, str]:
     stdout, stderr = process.communicate(timeout=timeout)
     return process.returncode, stdout, stderr
 
