@@ -10,6 +10,17 @@ catch builtin exceptions keep working.
 from __future__ import annotations
 
 
+def json_kind(value: object) -> str:
+    """How a message names a JSON value of the wrong type: "an object", "a list", "null"..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+
+
 class DamageRagError(Exception):
     """Base of the project's errors; printed by the CLI as one line, exit ``exit_code``."""
 

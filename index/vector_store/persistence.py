@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from index.errors import DamageRagError
+from index.errors import DamageRagError, json_kind
 from index.files import atomic_write, write_json_atomic
 from index.vector_store.config import VectorIndexConfig
 from index.vector_store.faiss_backend import FaissBackend
-from index.vector_store.records import NodeRecord, _json_type, node_id_to_faiss_id
+from index.vector_store.records import NodeRecord, node_id_to_faiss_id
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _check_header(path: Path, payload: dict[str, Any]) -> None:
 def _parse_nodes(path: Path, nodes: Any) -> dict[int, NodeRecord]:
     """``{faiss id: record}`` from the ``nodes`` object; each key must be its node id's hash."""
     if not isinstance(nodes, dict):
-        found = "missing" if nodes is None else _json_type(nodes)
+        found = "missing" if nodes is None else json_kind(nodes)
         raise _corrupt(path, f"'nodes' is {found}, not an object of node records by FAISS id")
     records: dict[int, NodeRecord] = {}
     for key, obj in nodes.items():

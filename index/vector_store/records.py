@@ -34,7 +34,7 @@ from llama_index.core.schema import (
 )
 from llama_index.core.vector_stores.types import MetadataFilters
 
-from index.errors import DamageRagError
+from index.errors import DamageRagError, json_kind
 from index.vector_store.filters import MetadataIndex
 
 _ID_MASK = (1 << 63) - 1
@@ -158,46 +158,31 @@ class NodeRecord:
                 says which field is wrong).
         """
         if not isinstance(obj, dict):
-            raise ValueError(f"a node record must be an object, not {_json_type(obj)}")
+            raise ValueError(f"a node record must be an object, not {json_kind(obj)}")
         node_id = obj.get("node_id")
         if not isinstance(node_id, str) or not node_id:
-            raise ValueError(f"node record has no string 'node_id' (got {_json_type(node_id)})")
+            raise ValueError(f"node record has no string 'node_id' (got {json_kind(node_id)})")
         node_type = obj.get("node_type")
         if not isinstance(node_type, str) or node_type not in _NODE_CLASSES:
             raise ValueError(f"node {node_id!r}: unknown node type {node_type!r}")
         ref_doc_id = obj.get("ref_doc_id")
         if ref_doc_id is not None and not isinstance(ref_doc_id, str):
             raise ValueError(
-                f"node {node_id!r}: 'ref_doc_id' is {_json_type(ref_doc_id)}, not a string"
+                f"node {node_id!r}: 'ref_doc_id' is {json_kind(ref_doc_id)}, not a string"
             )
         data = obj.get("node")
         if not isinstance(data, dict):
-            raise ValueError(f"node {node_id!r}: 'node' is {_json_type(data)}, not an object")
+            raise ValueError(f"node {node_id!r}: 'node' is {json_kind(data)}, not an object")
         if data.get("id_") != node_id:
             raise ValueError(f"node {node_id!r}: its 'node' has id {data.get('id_')!r}")
         metadata = data.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise ValueError(
-                f"node {node_id!r}: 'metadata' is {_json_type(metadata)}, not an object"
+                f"node {node_id!r}: 'metadata' is {json_kind(metadata)}, not an object"
             )
         return cls(node_id, ref_doc_id, node_type, dict(data))
 
 
-def _json_type(value: Any) -> str:
-    """The JSON name of a value's type, for error messages ("a list", "null")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 class NodeTable:

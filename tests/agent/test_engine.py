@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.engine import DamageQueryEngine
 from agent.llm import ModelEndpointError
-from agent.testing import FakeOpenAIServer, Reply
+from agent.testing import Reply
 from agent.trace import list_traces, load_trace
-from index.config import apply_overrides
 from tests.fixtures.paths import REPO, VEHICLE_CONFIG
 
 ANSWER = {
@@ -29,33 +27,6 @@ ANSWER = {
 @pytest.fixture
 def index_dir(synth_index_dir):
     return synth_index_dir
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAIServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def engine(fake, index_dir, tmp_path, vehicle_config):
-    config = apply_overrides(vehicle_config, {
-        "model.api_base": fake.base_url, "model.model": "qwen", "model.max_retries": 1,
-        "model.retry_backoff_s": 0.01, "model.timeout_s": 5, "agent.traces_dir": str(tmp_path / "traces"),
-    })
-    return DamageQueryEngine(config, index_dir=index_dir)
-
-
-@pytest.fixture
-def photo(synth_dataset) -> Path:
-    return sorted(Path(synth_dataset).glob("*.jpg"))[0]
 
 
 def test_agentic_run_sends_example_crops_as_images(fake, engine, photo):

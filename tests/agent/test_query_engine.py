@@ -15,41 +15,13 @@ from llama_index.core.tools.types import ToolOutput
 from agent.engine import DamageQueryEngine
 from agent.query_engine import DEFAULT_QUESTION, MissingPhotoError, parse_query_text
 from agent.report import DamageReport
-from agent.testing import FakeOpenAIServer, Reply
+from agent.testing import Reply
 from agent.trace import load_trace
-from index.config import apply_overrides
 
 ANSWER = {"damage_detected": True, "findings": [{"label": "dent", "confidence": 0.8, "bbox_2d": [100, 100, 300, 300]}],
           "answer": "Sí: una abolladura en la puerta.", "examples_used": []}
 SEARCH_THEN_LABEL = (Reply.tool_calls([("search_similar_damage", {"k": 2})]),
                      Reply.tool_calls([("get_label_examples", {"label": "dent", "k": 2})]))
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAIServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def engine(fake, synth_index_dir, tmp_path, vehicle_config):
-    config = apply_overrides(vehicle_config, {
-        "model.api_base": fake.base_url, "model.model": "qwen", "model.max_retries": 1,
-        "model.retry_backoff_s": 0.01, "model.timeout_s": 5, "agent.traces_dir": str(tmp_path / "traces"),
-    })
-    return DamageQueryEngine(config, index_dir=synth_index_dir)
-
-
-@pytest.fixture
-def photo(synth_dataset) -> Path:
-    return sorted(Path(synth_dataset).glob("*.jpg"))[0]
 
 
 def _question_sent(request) -> str:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
-from agent.engine import DamageQueryEngine
 from agent.llm import ModelEndpointError
-from agent.testing import FakeOpenAIServer, Reply
-from index.config import apply_overrides
+from agent.testing import Reply
 
 pytest.importorskip("openinference.instrumentation.llama_index")
 pytest.importorskip("opentelemetry.sdk.trace")
@@ -31,33 +28,6 @@ ANSWER = {"damage_detected": True, "findings": [{"label": "dent", "confidence": 
 KIND = "openinference.span.kind"
 TWO_TOOL_CALLS = (Reply.tool_calls([("search_similar_damage", {"k": 2})]),
                   Reply.tool_calls([("get_label_examples", {"label": "dent", "k": 2})]))
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAIServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def engine(fake, synth_index_dir, tmp_path, vehicle_config):
-    config = apply_overrides(vehicle_config, {
-        "model.api_base": fake.base_url, "model.model": "qwen", "model.max_retries": 1,
-        "model.retry_backoff_s": 0.01, "model.timeout_s": 5, "agent.traces_dir": str(tmp_path / "traces"),
-    })
-    return DamageQueryEngine(config, index_dir=synth_index_dir)
-
-
-@pytest.fixture
-def photo(synth_dataset) -> Path:
-    return sorted(Path(synth_dataset).glob("*.jpg"))[0]
 
 
 @pytest.fixture

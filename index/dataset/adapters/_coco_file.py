@@ -15,6 +15,7 @@ from typing import Any
 
 from index.dataset.adapters.base import AdapterError, has_readable_name, printable_path
 from index.dataset.records import Issue, RawImage, RawShape
+from index.errors import json_kind
 from index.imaging.geometry import Point
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class CocoFile:
             if value is not None and not isinstance(value, list):
                 self._section_issues.append(Issue(
                     self._file, "malformed_section",
-                    f"{self._name}: '{key}' is {_kind(value)}, not a list; no {key} read.",
+                    f"{self._name}: '{key}' is {json_kind(value)}, not a list; no {key} read.",
                 ))
             self._sections[key] = value if isinstance(value, list) else []
 
@@ -64,7 +65,7 @@ class CocoFile:
             raise NotCocoError(f"COCO file {self._file} has no 'images' list.")
         if not isinstance(data["images"], list):
             raise AdapterError(
-                f"COCO file {self._file}: 'images' is {_kind(data['images'])}, not a list of image entries."
+                f"COCO file {self._file}: 'images' is {json_kind(data['images'])}, not a list of image entries."
             )
         return data
 
@@ -287,20 +288,11 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _kind(value: Any) -> str:
-    """The JSON name of ``value``'s type, with its article: 'an object', 'a string'..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
 
 
 def _what(value: Any) -> str:
     """``value``'s JSON type and a short rendering of it: "a string ('oops')", "null"."""
-    return _kind(value) if value is None else f"{_kind(value)} ({_show(value)})"
+    return json_kind(value) if value is None else f"{json_kind(value)} ({_show(value)})"
 
 
 def safe_text(text: str, limit: int = 80) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from index.config import DatasetConfig
 from index.dataset.adapters.base import inside_folder, list_files
 from index.dataset.records import Issue, RawImage, RawShape, shorten
+from index.errors import json_kind
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +83,11 @@ class LabelMeAdapter:
             )
         if not isinstance(data["shapes"], list):
             return Issue(str(json_path), "malformed_annotation",
-                         f"{json_path.name}: 'shapes' is {_kind(data['shapes'])}, not a list of shapes.")
+                         f"{json_path.name}: 'shapes' is {json_kind(data['shapes'])}, not a list of shapes.")
         image_ref = data.get("imagePath") or ""
         if not isinstance(image_ref, str):
             return Issue(str(json_path), "malformed_annotation",
-                         f"{json_path.name}: 'imagePath' is {_kind(image_ref)}, not a file name.")
+                         f"{json_path.name}: 'imagePath' is {json_kind(image_ref)}, not a file name.")
         image_path = self._find_image(json_path, image_ref, by_name)
         embedded = None
         if data.get("imageData"):
@@ -104,7 +105,7 @@ class LabelMeAdapter:
         shapes: list[RawShape] = []
         for raw in data["shapes"]:
             if not isinstance(raw, dict):
-                shapes.append(RawShape("", "polygon", [], {"_error": f"{_kind(raw)} where a shape should be"}))
+                shapes.append(RawShape("", "polygon", [], {"_error": f"{json_kind(raw)} where a shape should be"}))
                 continue
             attributes = {
                 k: v for k, v in raw.items() if k not in _SHAPE_KEYS and v not in (None, {}, "")
@@ -193,11 +194,6 @@ def _declared_size(width: Any, height: Any) -> tuple[int, int] | None:
     return int(w), int(h)
 
 
-def _kind(value: Any) -> str:
-    """How to name a JSON value of the wrong type in a message ("a number", "an object"...)."""
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
 
 
 ADAPTER = LabelMeAdapter
