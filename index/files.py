@@ -46,8 +46,8 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         # FAISS reports a failed write as RuntimeError("... write error in <file> ... (<reason>)").
-        if isinstance(exc, OSError) and not isinstance(exc, DamageRagError) or (
-                isinstance(exc, RuntimeError) and "write error" in str(exc)):
+        failed_write = isinstance(exc, OSError) and not isinstance(exc, DamageRagError)
+        if failed_write or (isinstance(exc, RuntimeError) and "write error" in str(exc)):
             raise resource_error(exc, target) from exc
         raise
 
