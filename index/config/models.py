@@ -309,6 +309,45 @@ class AgentConfig(_Strict):
     )
 
 
+class ServiceConfig(_Strict):
+    """``python -m agent serve``: the inspection service and its OpenAI-compatible front door."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface to listen on; 127.0.0.1 (this machine only) unless told otherwise "
+        "(0.0.0.0 for every interface, e.g. inside a container).",
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    max_concurrent: int = Field(
+        default=4, ge=1, description="Questions answered at once; more wait in the queue."
+    )
+    max_queue: int = Field(
+        default=32, ge=0,
+        description="Questions that may wait for a free slot; one more is refused at once with HTTP 503 "
+        "and Retry-After.",
+    )
+    retry_after_s: int = Field(
+        default=5, ge=1, description="Seconds a refused client is told to wait (Retry-After of a 503)."
+    )
+    max_upload_mb: float = Field(
+        default=20.0, gt=0,
+        description="Largest photo accepted, in MB (decoded bytes; a request body may be 4/3 of it plus "
+        "1 MB, for base64 and form fields); bigger uploads get HTTP 413 before anything is read.",
+    )
+    api_key_env: str = Field(
+        default="DAMAGE_RAG_API_KEY",
+        description="Environment variable holding the service's own bearer token: when it is set, every "
+        "/v1 route wants 'Authorization: Bearer <token>' (401 otherwise); unset: no token needed. "
+        "Not the model's key (model.api_key_env), which never leaves the service.",
+    )
+    unsupported: Literal["refuse", "passthrough"] = Field(
+        default="refuse",
+        description="Chat requests the engine cannot answer (no image, several images, an http(s) "
+        "image URL, another model's name): 'refuse' answers an OpenAI-style 400; 'passthrough' "
+        "forwards them to model.api_base unchanged (a damage-rag model name replaced by model.model).",
+    )
+
+
 class DomainConfig(_Strict):
     """A whole domain: dataset, taxonomy, region strategy, embedder and index."""
 
@@ -333,3 +372,6 @@ class DomainConfig(_Strict):
     )
     model: ModelConfig = Field(default_factory=ModelConfig, description="The vision-language model.")
     agent: AgentConfig = Field(default_factory=AgentConfig, description="The online analysis.")
+    service: ServiceConfig = Field(
+        default_factory=ServiceConfig, description="The inspection service (python -m agent serve)."
+    )
