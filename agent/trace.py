@@ -214,6 +214,13 @@ def _data_uri(path: str | None, boxes: list[list[int]] | None = None) -> str:
 
 
 def render_html(events: list[dict[str, Any]], out: Path) -> Path:
+    """Write :func:`trace_html` of ``events`` to ``out``; returns ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(trace_html(events), encoding="utf-8")
+    return out
+
+
+def trace_html(events: list[dict[str, Any]]) -> str:
     """A self-contained page: the photo with report boxes, tool calls in order, crops shown, report."""
     esc = html.escape
     query = events[0]
@@ -249,6 +256,4 @@ def render_html(events: list[dict[str, Any]], out: Path) -> Path:
             text = event.get("message") or "; ".join(event.get("omitted") or event.get("repairs") or [])
             parts.append(f"<div class='ev'>{esc(kind)}: {esc(str(text))}</div>")
     parts.append("<h2>Report</h2><pre>" + esc(json.dumps(report, indent=2, ensure_ascii=False)) + "</pre>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    return "\n".join(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from agent.cli import ask, evaluation, fake, traces
+from agent.cli import ask, evaluation, fake, serve, traces
 from agent.cli.ask import print_report, report_json
 from index.console import command_parser, run_cli
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Online side: ask a Qwen3-VL agent about photos, with retrieved labelled examples; chat; read the "
         "traces; evaluate the modes against the annotations; benchmark the time around the model; "
         "or serve a fake model to try it all with none.",
-        [ask.register, traces.register, evaluation.register, fake.register],
+        [ask.register, traces.register, evaluation.register, fake.register, serve.register],
         epilog="Run `python -m agent COMMAND --help` for a command's flags and an example.",
     )
 
