@@ -37,9 +37,15 @@ from agent.endpoint_errors import (
 from index.config import ModelConfig
 from index.retry import GiveUp, RetryPolicy, retry_after_seconds
 
-__all__ = ["ModelCall", "ModelClient", "ModelEndpointError", "ModelRequestRejected", "chat", "jpeg_bytes"]
+__all__ = ["CONNECT_TIMEOUT_S", "ModelCall", "ModelClient", "ModelEndpointError", "ModelRequestRejected", "chat",
+           "jpeg_bytes", "request_timeout"]
 
 logger = logging.getLogger(__name__)
+
+#: Longest wait for the TCP connection of a model request, in seconds (never more than
+#: ``model.timeout_s``): an endpoint that does not accept the connection fails in seconds, not
+#: after the whole reply's deadline.
+CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -75,13 +81,19 @@ class ModelClient:
         except RuntimeError:
             loop = None
         if self._llm is None or (loop is not None and loop is not self._loop):
+            import openai
             from llama_index.llms.openai_like import OpenAILike
 
             config = self.config
+            api_key = os.environ.get(config.api_key_env) or "EMPTY"
+            # OpenAILike passes one float timeout to the openai client, which makes it the connect
+            # timeout too (120 s by default); our own client carries a short connect timeout.
+            client = openai.AsyncOpenAI(api_key=api_key, base_url=config.api_base, max_retries=0,
+                                        timeout=request_timeout(config))
             self._llm = OpenAILike(
                 model=config.model,
                 api_base=config.api_base,
-                api_key=os.environ.get(config.api_key_env) or "EMPTY",
+                api_key=api_key,
                 is_chat_model=True,
                 is_function_calling_model=True,
                 context_window=config.context_window,
@@ -90,6 +102,7 @@ class ModelClient:
                 timeout=config.timeout_s,
                 max_retries=0,
                 additional_kwargs={"top_p": config.top_p, "presence_penalty": config.presence_penalty},
+                async_openai_client=client,
             )
             self._loop = loop
         return self._llm
@@ -106,6 +119,14 @@ class ModelClient:
             return await chat(self.config, lambda: llm.achat_with_tools(
                 tools, chat_history=list(messages), tool_choice="auto", allow_parallel_tool_calls=True, **kwargs))
         return await chat(self.config, lambda: llm.achat(list(messages), **kwargs))
+
+
+def request_timeout(config: ModelConfig) -> Any:
+    """The ``httpx.Timeout`` of a model request: ``model.timeout_s`` to read, write and wait for a
+    pooled connection, :data:`CONNECT_TIMEOUT_S` (at most ``timeout_s``) to connect."""
+    import httpx
+
+    return httpx.Timeout(config.timeout_s, connect=min(CONNECT_TIMEOUT_S, config.timeout_s))
 
 
 def usage_of(response: Any) -> dict[str, int]:
@@ -150,8 +171,12 @@ async def chat(config: ModelConfig, call: Any) -> tuple[Any, ModelCall]:
             return response, ModelCall(time.perf_counter() - started, usage_of(response), attempts)
         except openai.APIStatusError as exc:
             answer = classify(exc.status_code, error_text(exc), _retry_after(exc))
-        except (asyncio.TimeoutError, openai.APITimeoutError):
-            answer = ServerAnswer(Problem.TIMEOUT, None, f"no whole reply within {config.timeout_s:g} s")
+        except (asyncio.TimeoutError, openai.APITimeoutError) as exc:
+            if isinstance(exc.__cause__, httpx.ConnectTimeout):
+                connect = min(CONNECT_TIMEOUT_S, config.timeout_s)
+                answer = ServerAnswer(Problem.UNREACHABLE, None, f"cannot connect (no connection within {connect:g} s)")
+            else:
+                answer = ServerAnswer(Problem.TIMEOUT, None, f"no whole reply within {config.timeout_s:g} s")
         except (openai.APIConnectionError, httpx.TransportError) as exc:
             answer = ServerAnswer(Problem.UNREACHABLE, None, f"cannot connect ({exc.__cause__ or exc})")
         except (openai.APIResponseValidationError, ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
