@@ -21,7 +21,12 @@ Modules, each with one job:
 - :mod:`~index.vector_store.filters`: :class:`MetadataIndex`, exact metadata filters;
 - :mod:`~index.vector_store.faiss_backend`: :class:`FaissBackend`, the FAISS index of one store
   (flat, HNSW, IVF);
-- :mod:`~index.vector_store.persistence`: the two files and their checks.
+- :mod:`~index.vector_store.persistence`: the two files and their checks;
+- :mod:`~index.vector_store.backends`: ``index.backend`` → :func:`new_store` /
+  :func:`open_store`, FAISS or :class:`QdrantNodeStore` (the same interface and filter
+  semantics on a Qdrant collection: :mod:`~index.vector_store.qdrant_store`,
+  :mod:`~index.vector_store.qdrant_filters`, :mod:`~index.vector_store.qdrant_generations`,
+  :mod:`~index.vector_store.qdrant_connect`; qdrant-client is imported only there).
 
 Importing this package is cheap: the configuration loads eagerly (domain configs validate it),
 everything else (LlamaIndex, FAISS) on first use.
@@ -32,9 +37,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from index.vector_store.config import IndexType, VectorIndexConfig
+from index.vector_store.config import Backend, IndexType, QdrantConfig, VectorIndexConfig
 
 if TYPE_CHECKING:
+    from index.vector_store.backends import new_store, open_store, store_records
     from index.vector_store.faiss_backend import FaissBackend, IndexKind, as_matrix
     from index.vector_store.filters import FilterError, MetadataIndex
     from index.vector_store.persistence import (
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
         VectorStoreFileError,
         resolve_store_dir,
     )
+    from index.vector_store.qdrant_connect import QdrantBackendError
+    from index.vector_store.qdrant_store import QdrantNodeStore
     from index.vector_store.records import (
         FaissIdCollisionError,
         NodeRecord,
@@ -54,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INDEX_FILE",
     "METADATA_FILE",
+    "Backend",
     "FaissBackend",
     "FaissIdCollisionError",
     "FaissNodeStore",
@@ -63,11 +72,17 @@ __all__ = [
     "MetadataIndex",
     "NodeRecord",
     "NodeTable",
+    "QdrantBackendError",
+    "QdrantConfig",
+    "QdrantNodeStore",
     "VectorIndexConfig",
     "VectorStoreFileError",
     "as_matrix",
+    "new_store",
     "node_id_to_faiss_id",
+    "open_store",
     "resolve_store_dir",
+    "store_records",
 ]
 
 _LAZY = {
@@ -85,6 +100,11 @@ _LAZY = {
     "NodeTable": "records",
     "node_id_to_faiss_id": "records",
     "FaissNodeStore": "store",
+    "QdrantBackendError": "qdrant_connect",
+    "QdrantNodeStore": "qdrant_store",
+    "new_store": "backends",
+    "open_store": "backends",
+    "store_records": "backends",
 }
 
 

@@ -1,17 +1,60 @@
-"""Configuration of the FAISS vector index (kept free of heavy imports).
+"""Configuration of the vector index (kept free of heavy imports).
 
 :class:`VectorIndexConfig` is re-exported by :mod:`index.vector_store`, whose import loads only
-this module, so that validating a domain configuration does not have to import LlamaIndex or
-FAISS.
+this module, so that validating a domain configuration does not have to import LlamaIndex,
+FAISS or qdrant-client. ``backend`` picks the store: ``faiss`` (embedded, the default) or
+``qdrant`` (:class:`QdrantConfig`: qdrant-client's local mode or a Qdrant server / cluster).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 IndexType = Literal["flat", "hnsw", "ivf"]
+Backend = Literal["faiss", "qdrant"]
+
+
+class QdrantConfig(BaseModel):
+    """Where the ``qdrant`` backend keeps its vectors: a local folder or a Qdrant server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(
+        default=None,
+        description="qdrant-client's local mode: a folder it keeps the collection in (exact "
+        "brute-force search, one process at a time). Give path or url, not both.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="A Qdrant server or cluster, e.g. http://localhost:6333 (several query "
+        "servers can share it). Give path or url, not both.",
+    )
+    url_env: str | None = Field(
+        default=None,
+        description="Name of an environment variable that, when set, replaces url (query "
+        "servers that reach the same Qdrant under another address).",
+    )
+    api_key_env: str = Field(
+        default="QDRANT_API_KEY",
+        description="Name of the environment variable holding the server's API key (unset: "
+        "no key). The key itself never enters a configuration or a manifest.",
+    )
+    collection: str = Field(
+        default="damage_rag",
+        pattern=r"^[A-Za-z0-9_-]{1,200}$",
+        description="Collection name. A build writes a new collection <collection>-<time> and "
+        "the index directory names the one it holds; the alias <collection> follows the "
+        "latest build.",
+    )
+    timeout_s: int = Field(default=30, ge=1, description="Seconds per request to a server.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> QdrantConfig:
+        if self.path is not None and self.url is not None:
+            raise ValueError("give index.qdrant.path (local mode) or index.qdrant.url (a server), not both")
+        return self
 
 
 class VectorIndexConfig(BaseModel):
@@ -22,6 +65,15 @@ class VectorIndexConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    backend: Backend = Field(
+        default="faiss",
+        description="'faiss' = an embedded FAISS index in the index directory; 'qdrant' = a "
+        "Qdrant collection (index.qdrant: local mode or a server); the index directory then "
+        "holds the manifest, the crops and qdrant.json, which names the collection.",
+    )
+    qdrant: QdrantConfig = Field(
+        default_factory=QdrantConfig, description="The qdrant backend's location and collection."
+    )
     dir: str = Field(
         default="outputs/vector_index",
         description="Directory the index is persisted to (faiss.index + metadata.json).",
@@ -70,3 +122,14 @@ class VectorIndexConfig(BaseModel):
         description="L2-normalise vectors on add and on query, so that inner product is cosine "
         "similarity. Turn off only if the embedder already returns unit vectors.",
     )
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> VectorIndexConfig:
+        if self.backend == "qdrant":
+            if self.type == "ivf":
+                raise ValueError("index.type 'ivf' is FAISS-only; with index.backend 'qdrant' use "
+                                 "'flat' (exact search) or 'hnsw'")
+            if self.qdrant.path is None and self.qdrant.url is None:
+                raise ValueError("index.backend 'qdrant' needs index.qdrant.path (local mode) or "
+                                 "index.qdrant.url (a server)")
+        return self
