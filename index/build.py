@@ -84,7 +84,7 @@ def _recorded_info(index_dir: Path, config: DomainConfig) -> Any:
 
 def _load_base(index_dir: Path, staging: Path, fingerprint: str, config: DomainConfig):
     """The state to start from: a resumable staging area, the current index, or nothing."""
-    from index.vector_store import FaissNodeStore
+    from index.vector_store import open_store
 
     for where, resuming in ((staging, True), (index_dir, False)):
         path = where / MANIFEST
@@ -104,7 +104,7 @@ def _load_base(index_dir: Path, staging: Path, fingerprint: str, config: DomainC
                 return None, None, False, f"the embedder changed ({old.get('model_id')} → {config.embedder.model}); rebuilt from scratch"
             continue
         try:
-            store = FaissNodeStore.from_persist_dir(where, config=config.index)
+            store = open_store(where, config.index, writable=True)
         except (ValueError, OSError) as exc:
             if not resuming:
                 return None, None, False, f"the previous index could not be reused ({exc}); rebuilt from scratch"
@@ -171,7 +171,7 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
                   progress: Callable[[int], None] | None, total: Callable[[int], None] | None,
                   checkpoint_every: int) -> dict[str, Any]:
     """:func:`build_index` once the writer lock is held."""
-    from index.vector_store import FaissNodeStore
+    from index.vector_store import new_store
 
     started = time.perf_counter()
     recover(index_dir)
@@ -186,7 +186,7 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
         info = model.get().info  # an existing index: its fingerprint decides what is reusable
     base, store, resuming, rebuilt = (None, None, False, None) if fresh else _load_base(index_dir, staging, info.fingerprint, config)
     previous: dict[str, dict[str, Any]] = dict(base["images"]) if base else {}
-    store = store or FaissNodeStore(config=config.index)
+    store = store or new_store(config.index, replaces=index_dir)
 
     crops_by_image: dict[str, list[RegionCrop]] = {}
     for crop in crops:

@@ -83,7 +83,7 @@ class DamageIndex:
             EmbedderError: If the embedder cannot be loaded.
         """
         from index.embedders import EmbedderConfig, load_embedder
-        from index.vector_store import FaissNodeStore, VectorIndexConfig
+        from index.vector_store import VectorIndexConfig, open_store
 
         index_dir = readable_dir(Path(index_dir))  # an interrupted swap's whole .old, never renamed
         manifest = read_manifest(index_dir)
@@ -102,7 +102,7 @@ class DamageIndex:
                 "query without --embedder, or rebuild the index with this one."
             )
         stored = VectorIndexConfig.model_validate(manifest["config"]["index"])
-        store = FaissNodeStore.from_persist_dir(index_dir, config=stored.model_copy(update={"dir": str(index_dir)}))
+        store = open_store(index_dir, stored.model_copy(update={"dir": str(index_dir)}))
         return cls(index_dir, manifest, store, embedder)
 
     @cached_property

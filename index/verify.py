@@ -83,7 +83,7 @@ def verify_index(index_dir: Path) -> VerifyReport:
     Raises:
         IndexNotFoundError: If there is no readable manifest (no index to verify).
     """
-    from index.vector_store.persistence import VectorStoreFileError, load_store
+    from index.vector_store import VectorStoreFileError, store_records
 
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
@@ -96,14 +96,14 @@ def verify_index(index_dir: Path) -> VerifyReport:
     report.checked["images"] = len(images)
 
     try:
-        _config, backend, records = load_store(index_dir)
+        dim, records = store_records(index_dir, _index_config(manifest))
     except VectorStoreFileError as exc:
         report.problem(exc.code, str(exc))
         nodes: dict[str, str | None] | None = None
     else:
-        nodes = {r.node_id: r.data.get("image_path") for r in records.values()}
+        nodes = {r.node_id: r.data.get("image_path") for r in records}
         report.checked["nodes"] = len(nodes)
-        _check_counts(report, manifest, len(nodes), backend.dim if backend is not None else None)
+        _check_counts(report, manifest, len(nodes), dim)
         _check_node_sets(report, images, nodes)
 
     named = _check_crop_names(report, index_dir, images, nodes)
@@ -115,6 +115,17 @@ def verify_index(index_dir: Path) -> VerifyReport:
         len(report.warnings),
     )
     return report
+
+
+def _index_config(manifest: dict[str, Any]) -> Any:
+    """The index configuration the manifest records (its backend says where the vectors are);
+    ``None`` (FAISS files) when it records none that this program reads."""
+    from index.vector_store import VectorIndexConfig
+
+    try:
+        return VectorIndexConfig.model_validate(manifest["config"].get("index") or {})
+    except ValueError:
+        return None
 
 
 def _manifest_images(

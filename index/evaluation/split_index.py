@@ -59,11 +59,11 @@ def build_split_index(
         embedder_config: The embedder's configuration (recorded in the manifest).
         extra: More manifest fields (the evaluation records its strategy and cache key).
     """
-    from index.vector_store import FaissNodeStore, VectorIndexConfig
+    from index.vector_store import VectorIndexConfig, new_store
 
     started = time.perf_counter()
     store_config = VectorIndexConfig(dir=str(index_dir), type="flat")
-    store = FaissNodeStore(config=store_config)
+    store = new_store(store_config)  # an evaluation cache: always flat FAISS
     for start in range(0, len(crops), 1024):
         nodes = []
         for crop, vector in zip(crops[start:start + 1024], vectors[start:start + 1024], strict=True):

@@ -98,7 +98,8 @@ def store_records(directory: str | Path, config: VectorIndexConfig | None) -> tu
     if config is None or config.backend == "faiss":
         from index.vector_store.persistence import load_store
 
-        _config, backend, records = load_store(Path(directory))
-        return (backend.dim if backend is not None else None), list(records.values())
+        _config, backend, table = load_store(Path(directory))
+        records = list(table.values()) if isinstance(table, dict) else table.records(table.fids())
+        return (backend.dim if backend is not None else None), records
     store = open_store(directory, config)
     return store.dim, list(store.iter_records())

@@ -8,6 +8,7 @@ each store its own. A server (``index.qdrant.url``) gets one client per address 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -70,6 +71,8 @@ def connect(config: QdrantConfig) -> QdrantClient:
                     client = qdrant_client.QdrantClient(url=url, api_key=api_key, timeout=config.timeout_s)
             except (OSError, RuntimeError, ValueError) as exc:
                 raise QdrantBackendError(f"cannot open Qdrant at {location(config)}: {exc}") from exc
+            if not _clients:
+                atexit.register(close_clients)  # before interpreter teardown, which makes closing noisy
             _clients[key] = client
     return client
 
