@@ -49,8 +49,8 @@ async def readiness(state: ServiceState) -> str | None:
     if state.needs_index(None):
         index = state.index.state
         if not index.loaded:
-            state.index.ensure()
-            if index.error is not None and not index.loading:
+            state.index.ensure()  # after a failure, try again (the index may have been built since)
+            if index.error is not None:
                 return str(index.error)
             return f"The index at {state.engine.index_dir} is still loading; retry in a few seconds."
     try:
@@ -69,6 +69,9 @@ def _validation_line(exc: RequestValidationError) -> str:
 def create_app(engine: Any) -> FastAPI:
     """The app serving ``engine`` (a :class:`agent.engine.DamageQueryEngine`); the index starts
     loading in the background when the app starts."""
+    from PIL import Image
+
+    Image.init()  # Pillow's format plugins, loaded now rather than on the first upload (~0.5 s)
     state = ServiceState(engine)
     service = engine.config.service
     secret_env = engine.config.model.api_key_env

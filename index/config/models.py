@@ -322,7 +322,7 @@ class ServiceConfig(_Strict):
         default=4, ge=1, description="Questions answered at once; more wait in the queue."
     )
     max_queue: int = Field(
-        default=32, ge=0,
+        default=64, ge=0,
         description="Questions that may wait for a free slot; one more is refused at once with HTTP 503 "
         "and Retry-After.",
     )
