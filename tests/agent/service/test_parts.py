@@ -1,0 +1,106 @@
+"""The service's parts without a server: how a chat request is read, the queue's gate, the
+statuses errors get, and the checks on request values (no subprocess, milliseconds each)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from agent.endpoint_errors import ModelEndpointError, ModelRequestRejected, Problem, ServerAnswer
+from agent.service.errors import ServiceError, status_of
+from agent.service.openai_door import Unsupported, engine_chat
+from agent.service.state import InferenceGate
+from agent.service.traces import checked_trace_id
+from agent.service.uploads import decode_image_field
+from index.index_dir import IndexNotFoundError
+from tests.agent.service.running import data_uri, user_message
+
+LIMITS = {"max_upload_mb": 5, "max_pixels": 50_000_000}
+
+
+def test_a_chat_request_is_read_as_photo_question_mode_and_history(photo):
+    chat = engine_chat({"model": "damage-rag:rag", "messages": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi"}, user_message("Any dent?", data_uri(photo))]}, LIMITS)
+    assert chat.photo == photo.read_bytes() and chat.question == "Any dent?" and chat.mode == "rag"
+    assert [m.role.value for m in chat.history] == ["user", "assistant"]
+    assert engine_chat({"model": "damage-rag", "messages": [user_message("x", data_uri(photo))]}, LIMITS).mode is None
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"model": "other", "messages": []}, "model_not_found"),
+    ({"model": "damage-rag", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
+     "tools_not_supported"),
+    ({"model": "damage-rag", "messages": [{"role": "assistant", "content": "x"}]}, "unsupported_request"),
+    ({"model": "damage-rag", "messages": [{"role": "tool", "content": "x"}, {"role": "user", "content": [
+        {"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "PHOTO"}}]}]}, "unsupported_role"),
+])
+def test_what_the_engine_cannot_answer_is_unsupported(photo, body, code):
+    for message in body["messages"]:
+        if isinstance(message["content"], list):
+            message["content"][1]["image_url"]["url"] = data_uri(photo)
+    with pytest.raises(Unsupported) as caught:
+        engine_chat(body, LIMITS)
+    assert caught.value.code == code
+
+
+def test_a_broken_request_for_the_engine_is_an_error_not_unsupported(photo):
+    with pytest.raises(ServiceError) as caught:
+        engine_chat({"model": "damage-rag", "messages": [user_message("  ", data_uri(photo))]}, LIMITS)
+    assert caught.value.code == "missing_question" and not isinstance(caught.value, Unsupported)
+    with pytest.raises(ServiceError) as caught:
+        engine_chat({"model": "damage-rag", "messages": [user_message("x", "data:image/png;base64,aGVsbG8=")]}, LIMITS)
+    assert caught.value.status == 415
+
+
+def test_the_gate_admits_concurrent_plus_queue_then_refuses_at_once():
+    async def run() -> tuple[list[int], ServiceError]:
+        gate = InferenceGate(max_concurrent=2, max_queue=1, retry_after_s=3)
+        release = asyncio.Event()
+        peak = []
+
+        async def hold() -> None:
+            async with gate.slot():
+                peak.append(gate.running)
+                await release.wait()
+
+        tasks = [asyncio.create_task(hold()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        assert (gate.running, gate.waiting) == (2, 1)
+        with pytest.raises(ServiceError) as refused:
+            gate.slot()
+        release.set()
+        await asyncio.gather(*tasks)
+        assert (gate.running, gate.waiting) == (0, 0)
+        return peak, refused.value
+
+    peak, refused = asyncio.run(run())
+    assert max(peak) == 2 and refused.status == 503 and refused.headers == {"Retry-After": "3"}
+
+
+@pytest.mark.parametrize(("exc", "status"), [
+    (ModelEndpointError("x", ServerAnswer(Problem.UNREACHABLE, None, "refused")), 503),
+    (ModelEndpointError("x", ServerAnswer(Problem.TIMEOUT, None, "slow")), 504),
+    (ModelEndpointError("x", ServerAnswer(Problem.SERVER, 500, "boom")), 502),
+    (ModelRequestRejected("x", ServerAnswer(Problem.AUTH, 401, "key")), 502),
+    (IndexNotFoundError("no index"), 503),
+    (ServiceError(413, "big"), 413),
+    (RuntimeError("a bug"), 500),
+])
+def test_errors_get_their_status(exc, status):
+    assert status_of(exc)[0] == status
+
+
+def test_request_values_never_become_paths_or_fetches():
+    for bad in ("../../etc/passwd", "20260101-120000-a1b2c3/../x", "20260101-120000-A1B2C3", ""):
+        with pytest.raises(ServiceError):
+            checked_trace_id(bad)
+    assert checked_trace_id("20260101-120000-a1b2c3") == "20260101-120000-a1b2c3"
+    for url in ("https://example.com/a.jpg", "file:///etc/passwd", "HTTP://x/y.png"):
+        with pytest.raises(ServiceError, match="never fetches URLs"):
+            decode_image_field(url)
+    wrapped = base64.encodebytes(b"\x89PNG" * 50).decode()  # MIME-style lines
+    assert decode_image_field(wrapped) == b"\x89PNG" * 50
+    assert decode_image_field("data:image/png;base64," + base64.b64encode(b"abc").decode()) == b"abc"
