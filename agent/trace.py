@@ -154,10 +154,11 @@ def summarise_messages(messages: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def list_traces(traces_dir: Path) -> list[dict[str, Any]]:
-    """One summary per trace, newest first."""
+def list_traces(traces_dir: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """One summary per trace, newest first (the newest ``limit`` only, when given: the others
+    are not read)."""
     out = []
-    for path in sorted(Path(traces_dir).glob("*.jsonl"), reverse=True):
+    for path in sorted(Path(traces_dir).glob("*.jsonl"), reverse=True)[:limit]:
         events = load_trace(traces_dir, path.stem)
         query = events[0] if events else {}
         report = next((e for e in reversed(events) if e["type"] == "report"), {}).get("report", {})

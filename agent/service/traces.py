@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -41,12 +42,14 @@ def _events(traces_dir: object, trace_id: str) -> list[dict]:
 
 @router.get("/v1/traces", summary="The traces of past queries, newest first")
 async def traces(request: Request, limit: int = 100) -> JSONResponse:
-    """One summary per trace (id, question, mode, status, seconds, tool calls), newest first."""
+    """One summary per trace (id, question, mode, status, seconds, tool calls), newest first;
+    the newest ``limit`` (100) only, and ``total`` the number kept."""
     from agent.trace import list_traces
 
     state = request.app.state.service
-    found = await asyncio.to_thread(list_traces, state.traces_dir)
-    return JSONResponse({"object": "list", "data": found[:max(0, limit)], "total": len(found)})
+    found = await asyncio.to_thread(list_traces, state.traces_dir, max(0, limit))
+    total = await asyncio.to_thread(lambda: sum(1 for _ in Path(state.traces_dir).glob("*.jsonl")))
+    return JSONResponse({"object": "list", "data": found, "total": total})
 
 
 @router.get("/v1/traces/{trace_id}", summary="One trace: its events as JSON, or the HTML page")
