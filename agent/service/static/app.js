@@ -176,25 +176,18 @@
 
   // ---- the examples the model was shown ------------------------------------------------------
 
-  // The outline as a list of polygons ([[x, y], ...] each), whichever way the service nests it.
+  // The outline: polygons ([[x, y], ...] each) and the example's own box, in the crop's pixels.
   function polygonsOf(example) {
-    const outline = example.polygons || example.outline || example.polygon || [];
-    if (!Array.isArray(outline) || !outline.length) return [];
-    const first = outline[0];
-    if (Array.isArray(first) && typeof first[0] === "number") return [outline];
-    if (Array.isArray(first) && Array.isArray(first[0])) return outline;
-    return [];
-  }
-
-  function boxOf(example) {
-    const box = example.bbox || example.box || example.region_bbox;
-    return Array.isArray(box) && box.length === 4 ? box : null;
+    const polygons = Array.isArray(example.polygons) ? example.polygons : [];
+    return polygons.filter((p) => Array.isArray(p) && p.length >= 2 && Array.isArray(p[0]));
   }
 
   function drawOutline(svg, img, example) {
-    svg.setAttribute("viewBox", "0 0 " + img.naturalWidth + " " + img.naturalHeight);
-    const stroke = Math.max(1.5, img.naturalWidth / 150);
-    const box = boxOf(example);
+    const width = example.width || img.naturalWidth;
+    const height = example.height || img.naturalHeight;
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    const stroke = Math.max(1.5, width / 150);
+    const box = Array.isArray(example.bbox) && example.bbox.length === 4 ? example.bbox : null;
     if (box) {
       const rect = document.createElementNS(SVG, "rect");
       rect.setAttribute("x", box[0]);
@@ -205,16 +198,18 @@
       rect.setAttribute("stroke-width", stroke);
       svg.appendChild(rect);
     }
-    polygonsOf(example).forEach((points) => {
+    const own = example.label;
+    polygonsOf(example).forEach((points, i) => {
       const poly = document.createElementNS(SVG, "polygon");
       poly.setAttribute("points", points.map((p) => Number(p[0]) + "," + Number(p[1])).join(" "));
-      poly.setAttribute("class", "outline");
+      const label = (example.polygon_labels || [])[i];
+      poly.setAttribute("class", "outline" + (label && own && label !== own ? " other" : ""));
       poly.setAttribute("stroke-width", stroke);
       svg.appendChild(poly);
     });
   }
 
-  async function showExample(id, cited, list) {
+  async function showExample(id, cited, traceId, list) {
     const item = el("li", null, "example");
     const figure = el("figure");
     const stage = el("div", null, "stage");
@@ -234,19 +229,23 @@
     item.appendChild(figure);
     list.appendChild(item);
     const path = "/v1/examples/" + encodeURIComponent(id);
+    const query = traceId ? "?trace=" + encodeURIComponent(traceId) : "";
     try {
-      const [info, blob] = await Promise.all([
-        api(path, "Example " + id).then((r) => r.json()),
-        api(path + "/image", "Example image " + id).then((r) => r.blob()),
-      ]);
-      img.src = trackUrl(URL.createObjectURL(blob));
-      const label = labelName(info.label);
-      img.alt = "Example " + id + ": " + label;
+      const info = await api(path + query, "Example " + id).then((r) => r.json());
+      const label = info.label_name || info.label || (info.labels || []).join(", ") || info.kind || "?";
       const parts = [label];
-      const source = info.source_image || info.image || info.source;
-      if (source) parts.push(String(source));
+      if (info.source_image) parts.push(String(info.source_image));
+      if (info.zone) parts.push("zone " + info.zone);
       if (typeof info.score === "number") parts.push("similarity " + info.score.toFixed(3));
       caption.appendChild(el("div", parts.join(" · ")));
+      img.alt = "Example " + id + ": " + label + (info.source_image ? ", from " + info.source_image : "");
+      if (info.has_image === false) {
+        stage.hidden = true;
+        caption.appendChild(el("div", "no stored crop", "meta"));
+        return;
+      }
+      const blob = await api(path + "/image", "Example image " + id).then((r) => r.blob());
+      img.src = trackUrl(URL.createObjectURL(blob));
       await imageLoaded(img);
       drawOutline(svg, img, info);
     } catch (exc) {
@@ -262,7 +261,7 @@
     $("examples-note").textContent = ids.length
       ? ids.length + " example(s); " + cited.size + " cited by the model."
       : "None (" + (report.mode === "zero-shot" ? "zero-shot mode" : "no example was retrieved") + ").";
-    await Promise.all(ids.map((id) => showExample(id, cited.has(id), list)));
+    await Promise.all(ids.map((id) => showExample(id, cited.has(id), report.trace_id, list)));
   }
 
   // ---- tool calls, timings, usage, trace -----------------------------------------------------

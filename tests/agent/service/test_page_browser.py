@@ -21,6 +21,8 @@ pytestmark = pytest.mark.skipif(
 
 STATE = "document.documentElement.dataset.state"
 FINISHED = f"['done', 'error'].includes({STATE}) && {STATE}"
+WIDER_THAN_THE_WINDOW = ("[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
+                         "document.documentElement.clientWidth + 1).map(e => e.tagName + '#' + e.id)")
 
 
 def text_of(page, element_id: str) -> str:
@@ -29,7 +31,7 @@ def text_of(page, element_id: str) -> str:
 
 def enter_token(page, token: str) -> None:
     page.evaluate(f"(() => {{ const t = document.getElementById('token'); t.value = {json.dumps(token)}; "
-                  "t.dispatchEvent(new Event('input')); }})()")
+                  "t.dispatchEvent(new Event('input')); })()")
 
 
 def ask(page, service_url: str, photo, token: str | None) -> str:
@@ -57,7 +59,8 @@ def test_the_page_shows_the_answer_boxes_examples_and_tool_calls(service, fake, 
         boxes = page.evaluate("[...document.querySelectorAll('#boxes .box')].map(b => b.textContent)")
         assert len(boxes) >= 1 and "Scratch" in boxes[0]
         examples = page.evaluate("[...document.querySelectorAll('#examples img')].map(i => i.naturalWidth)")
-        assert len(examples) >= 1 and all(width > 0 for width in examples), examples
+        assert len(examples) >= 1 and all(width > 0 for width in examples), \
+            (examples, text_of(page, "examples-note"), text_of(page, "tools"), text_of(page, "examples"))
         assert page.evaluate("document.querySelectorAll('#examples svg polygon').length") >= 1
         tools = page.evaluate("[...document.querySelectorAll('#tools li')].map(li => li.textContent)")
         assert len(tools) == 1 and tools[0].startswith("search_similar_damage")
@@ -74,9 +77,10 @@ def test_the_page_shows_the_answer_boxes_examples_and_tool_calls(service, fake, 
         shot = page.screenshot(tmp_path / "page.png")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
-        page.set_viewport(390, 844, mobile=True)  # a phone: one column, nothing wider than the screen
+        page.set_viewport(390, 844)  # a phone's width: one column, nothing wider than the window
         page.wait_for("window.innerWidth === 390", timeout=10)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        wider = page.evaluate(WIDER_THAN_THE_WINDOW)
+        assert wider == [], wider
         page.screenshot(tmp_path / "phone.png")
 
 
