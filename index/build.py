@@ -1,28 +1,28 @@
 """Build or update the vector index: dataset → regions → embeddings → FAISS, incrementally.
 
-Each photo is decoded once, at the least JPEG scale its crops need, by a pool of worker
-threads (Pillow releases the GIL while decoding), while the main thread embeds batches of
-crops. A worker holds one decoded photo at a time and hands back only its small crops, and
-at most ``4 × workers`` photos' crops wait to be embedded (``8 ×`` while the model is still
-loading in the background), so memory stays bounded. Unchanged photos (same pixel
+The model starts loading in the background before the dataset is read. Each photo is then
+decoded once, at the least JPEG scale its crops need, and cut, by a pool of worker threads,
+while one thread writes the crop files and another embeds the crops in batches
+(:mod:`index.build_pipeline`). A worker holds one decoded photo at a time and hands on only
+its small crops, through a bounded queue, so memory stays flat. Unchanged photos (same pixel
 signature, same planned nodes) are reused; vanished ones are dropped. Work happens in a
 staging directory with periodic checkpoints and is swapped in at the end (see
-:mod:`index.index_dir`).
+:mod:`index.index_dir`). The report says how many seconds each stage took (``stages``) and
+which one was the bottleneck (``pipeline``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Collection
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from index.batches import Batcher, EmbedThreads, ModelLoader
+from index.batches import ModelLoader, StageClock
+from index.build_pipeline import default_workers, render_and_embed
 from index.config import DomainConfig
 from index.dataset.records import ImageRecord, Issue, issue_list
 from index.errors import DamageRagError, resource_error
@@ -42,7 +42,7 @@ from index.index_dir import (
 )
 from index.inspection import plan_dataset
 from index.lock import writer_lock
-from index.regions.cut import crop_file_name, pixel_signature, render_photo
+from index.regions.cut import crop_file_name, pixel_signature
 from index.regions.plan import RegionCrop
 
 logger = logging.getLogger(__name__)
@@ -174,13 +174,16 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
     from index.vector_store import new_store
 
     started = time.perf_counter()
+    clock = StageClock()
     recover(index_dir)
     staging = staging_dir(index_dir)
-    model = ModelLoader(config, embedder)
+    model = ModelLoader(config, embedder, clock)
     info = embedder.info if embedder is not None else _recorded_info(index_dir, config)
     if info is None:
         model.start()  # loads while the dataset is read (and, for a first build, decoded)
-    scan, crops = plan_dataset(config, limit=limit, seed=seed, images=images)
+    with clock.stage("scan"):
+        scan, crops = plan_dataset(config, limit=limit, seed=seed, images=images)
+    model.shared_imports()
     fresh = not (index_dir / MANIFEST).is_file() and not (staging / MANIFEST).is_file()
     if info is None and not fresh:
         info = model.get().info  # an existing index: its fingerprint decides what is reusable
@@ -226,46 +229,44 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
         store.delete_nodes(stale)
         if total:
             total(len(plan))
-        batcher = Batcher(model, store, config.name, max(1, config.embedder.batch_size))
         images_state = dict(kept)
 
-        def checkpoint(complete: bool) -> None:
-            batcher.flush()
-            for image_id, signature, node_ids in batcher.done:
-                images_state[image_id] = {
-                    "signature": signature,
-                    "pixels": pixels_by_image[image_id],
-                    "nodes": node_ids,
-                    "crops": [crop_file_name(c, signature) for c in crops_by_image[image_id]],
-                }
-            batcher.done = []
-            store.persist(staging)
-            write_manifest(staging, config, model.get().info, counts=_counts(images_state, crops_by_image),
-                           images=images_state, complete=complete, build_seconds=time.perf_counter() - started,
-                           embedder_files=_model_files(config))
+        def checkpoint(done: list[tuple[str, str, list[str]]], complete: bool) -> None:
+            with clock.stage("write_index"):
+                for image_id, signature, node_ids in done:
+                    images_state[image_id] = {
+                        "signature": signature,
+                        "pixels": pixels_by_image[image_id],
+                        "nodes": node_ids,
+                        "crops": [crop_file_name(c, signature) for c in crops_by_image[image_id]],
+                    }
+                store.persist(staging)
+                write_manifest(staging, config, model.get().info, counts=_counts(images_state, crops_by_image),
+                               images=images_state, complete=complete, build_seconds=time.perf_counter() - started,
+                               embedder_files=_model_files(config))
 
-        workers = workers or os.cpu_count() or 1
-        threads = batcher.threads = EmbedThreads(workers)
         try:
-            _render_and_embed(plan, staging, workers, model, batcher, build_issues, checkpoint, checkpoint_every, progress)
-            checkpoint(True)
+            pipeline = render_and_embed(plan, staging, workers or default_workers(), model, store, config.name,
+                                        max(1, config.embedder.batch_size), clock, build_issues, checkpoint,
+                                        checkpoint_every, progress, started)
         except Exception:
             if not (staging / MANIFEST).is_file():  # nothing resumable: leave no debris
                 shutil.rmtree(staging, ignore_errors=True)
             raise
-        finally:
-            threads.restore()
         live = {name for state in images_state.values() for name in state["crops"]}
         for path in (staging / CROPS).iterdir():
             if f"{CROPS}/{path.name}" not in live:
                 path.unlink()
     else:
         images_state = kept
+        pipeline = None
 
     info = info if up_to_date else model.get().info
     report = _report(config, scan, crops_by_image, images_state, build_issues, info, store, started,
                      embedded=len(plan) - len(build_issues), reused=len(kept), removed=len(stale), rebuilt=rebuilt,
                      up_to_date=up_to_date, recut=recut)
+    report["stages"] = clock.to_dict()
+    report["pipeline"] = pipeline
     target = index_dir if up_to_date else staging
     write_json_atomic(target / BUILD_REPORT, report)
     if not up_to_date:
@@ -273,42 +274,6 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
     report["index_dir"] = str(index_dir)
     logger.info("index at %s: %s", index_dir, report["nodes_by_kind"])
     return report
-
-
-def _render_and_embed(plan: list[tuple[ImageRecord, list[RegionCrop], str]], staging: Path, workers: int,
-                      model: ModelLoader, batcher: Batcher, build_issues: list[Issue],
-                      checkpoint: Callable[[bool], None], checkpoint_every: int,
-                      progress: Callable[[int], None] | None) -> None:
-    """Decode photos in a thread pool (in order, a bounded window ahead) and embed their crops."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        window: deque[tuple[ImageRecord, str, Future]] = deque()
-        queue = iter(plan)
-        processed = 0
-        try:
-            while True:
-                # While the model loads, decode further ahead (rendered crops are small).
-                while len(window) < (4 if model.ready() else 8) * workers:
-                    nxt = next(queue, None)
-                    if nxt is None:
-                        break
-                    record, mine, signature = nxt
-                    window.append((record, signature, pool.submit(render_photo, record, mine, signature, staging)))
-                if not window:
-                    break
-                record, signature, future = window.popleft()
-                result = future.result()
-                if isinstance(result, Issue):
-                    build_issues.append(result)
-                else:
-                    batcher.add(record.image_id, signature, result)
-                processed += 1
-                if progress:
-                    progress(1)
-                if processed % checkpoint_every == 0:
-                    checkpoint(False)
-        finally:
-            for _, _, future in window:
-                future.cancel()
 
 
 def _counts(images_state: dict[str, Any], crops_by_image: dict[str, list[RegionCrop]]) -> dict[str, Any]:

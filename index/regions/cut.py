@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,16 @@ def crop_file_name(crop: RegionCrop, signature: str) -> str:
     return f"crops/{crop.node_id}_{signature[:8]}.jpg"
 
 
+def save_crop(rendered: RenderedCrop, index_dir: Path) -> None:
+    """Write one rendered crop as its JPEG under ``index_dir`` (atomically), unless it is there."""
+    target = index_dir / rendered.relative_path
+    if not target.exists():
+        atomic_write(target, lambda tmp: rendered.image.save(tmp, "JPEG", quality=90))
+
+
 def render_photo(
-    record: ImageRecord, crops: list[RegionCrop], signature: str, index_dir: Path | None = None
+    record: ImageRecord, crops: list[RegionCrop], signature: str, index_dir: Path | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[RenderedCrop] | Issue:
     """Decode ``record``'s photo once and cut (and optionally store) all its crops.
 
@@ -86,11 +95,15 @@ def render_photo(
         record: The image.
         crops: Its planned crops.
         signature: The image's signature (names the stored crop files).
-        index_dir: When given, each crop is written as a JPEG under ``index_dir/crops``.
+        index_dir: When given, each crop is written as a JPEG under ``index_dir/crops``
+            (:func:`save_crop`; a build writes them in a thread of its own instead).
+        timings: When given, the seconds spent decoding and cutting are added to its
+            ``"decode"`` and ``"cut"`` entries.
 
     Returns:
         The rendered crops, or an issue naming the file when it cannot be decoded.
     """
+    started = time.perf_counter()
     try:
         photo, scale = decode_image(
             record.image_path, embedded=record.embedded, exif_transpose=record.exif_transpose,
@@ -98,6 +111,7 @@ def render_photo(
         )
     except ImageReadError as exc:
         return Issue(str(record.image_path), "corrupt_image", f"{exc}.")
+    decoded = time.perf_counter()
     out = []
     reduced: dict[int, tuple[Image.Image, tuple[float, float]]] = {
         1: (photo, (photo.width / record.width, photo.height / record.height))}
@@ -110,11 +124,12 @@ def render_photo(
             reduced[factor] = (small, (small.width / record.width, small.height / record.height))
         source, source_scale = reduced[factor]
         image = cut_crop(source, crop.crop_box, crop.output_size, source_scale)
-        relative = crop_file_name(crop, signature)
-        if index_dir is not None:
-            target = index_dir / relative
-            if not target.exists():
-                atomic_write(target, lambda tmp, image=image: image.save(tmp, "JPEG", quality=90))
-        out.append(RenderedCrop(crop, image, relative))
+        out.append(RenderedCrop(crop, image, crop_file_name(crop, signature)))
     photo.close()
+    if timings is not None:
+        timings["decode"] = timings.get("decode", 0.0) + decoded - started
+        timings["cut"] = timings.get("cut", 0.0) + time.perf_counter() - decoded
+    if index_dir is not None:
+        for rendered in out:
+            save_crop(rendered, index_dir)
     return out
