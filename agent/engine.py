@@ -26,6 +26,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.imports import LLAMA_INDEX, import_once
+from agent.index_loading import IndexLoading
 from agent.llm import ModelClient, jpeg_bytes
 from agent.loop import EventHandler, QueryRun
 from agent.prompts import Prompts, label_lines
@@ -99,8 +101,9 @@ class DamageQueryEngine:
         self.embedder_model = embedder_model
         self._embedder = embedder
         self._index: Any = None
+        self._loading = IndexLoading(self._open_index, self.index_dir)
         self._loop_thread: _LoopThread | None = None
-        self._lock = threading.Lock()  # lazy loading from many threads at once (a service)
+        self._lock = threading.Lock()  # the event-loop thread, started once
         self._trace_failures: OrderedDict[str, TraceWriteFailure] = OrderedDict()  # by trace id
         self._failures_lock = threading.Lock()
         self.client = ModelClient(config.model)
@@ -118,14 +121,42 @@ class DamageQueryEngine:
 
     @property
     def index(self) -> Any:
-        """The vector index, opened on first use with the embedder its manifest records."""
+        """The vector index with the embedder its manifest records: opened on first use, or
+        waited for when :meth:`start_loading` is opening it; raises that load's error (and the
+        next use tries again)."""
         if self._index is None:
-            with self._lock:
-                if self._index is None:
-                    from index.search import DamageIndex
+            self._index = self._loading.result()
+        return self._index
 
-                    self._index = DamageIndex.open(self.index_dir, embedder_model=self.embedder_model,
-                                                   embedder=self._embedder)
+    def start_loading(self) -> None:
+        """Start opening the index and its embedder in a background thread, unless it is open
+        or opening already (idempotent, thread-safe), so the work before the first search
+        overlaps it. A query in the ``rag`` or ``agentic`` mode starts it itself as soon as it
+        arrives; a command line or a service calls it at start-up. A failed load surfaces as
+        its own error where the index is first needed (:attr:`index`)."""
+        if self._index is None:
+            self._loading.start()
+
+    def _open_index(self) -> Any:
+        import_once(LLAMA_INDEX)  # before the index's modules import it, maybe beside the query thread
+        from index.search import DamageIndex
+
+        return DamageIndex.open(self.index_dir, embedder_model=self.embedder_model, embedder=self._embedder)
+
+    async def _index_for(self, trace: Trace, on_event: EventHandler) -> Any:
+        """The index for a query, waited for without blocking the event loop; a wait is said
+        (``on_event("waiting", {"message": ...})``, then ``"ready"``) and recorded in the trace."""
+        if self._index is None:
+            self.start_loading()
+            if not self._loading.done():
+                message = self._loading.description()
+                on_event("waiting", {"what": "index", "message": message})
+                started = time.perf_counter()
+                await self._loading.wait()
+                seconds = time.perf_counter() - started
+                trace.event("index_wait", message=message, seconds=round(seconds, 3))
+                on_event("ready", {"what": "index", "seconds": seconds})
+            return self.index
         return self._index
 
     # ------------------------------------------------------------------ public API
@@ -166,8 +197,9 @@ class DamageQueryEngine:
             history: Earlier messages of a conversation (kept by :class:`ChatSession`).
             exclude_images: Image ids retrieval must never return (evaluation).
             exclude_groups: Vehicle groups retrieval must never return (evaluation).
-            on_event: Called with ("tool_call" | "tool_result" | "model" | "protocol", data) as
-                things happen, for a live display.
+            on_event: Called with ("tool_call" | "tool_result" | "model" | "protocol" |
+                "waiting" | "ready", data) as things happen, for a live display ("waiting": the
+                query waits for the index to load, ``data["message"]`` says what it loads).
             send_photo: Attach the photo to this turn (a follow-up about the same photo in a
                 conversation need not send it again).
             sources: Extended with the examples shown to the model, as LlamaIndex
@@ -188,6 +220,8 @@ class DamageQueryEngine:
         if mode not in MODES:
             raise ValueError(f"Unknown mode '{mode}'; use one of {', '.join(MODES)}.")
         started = time.perf_counter()
+        if mode != "zero-shot":
+            self.start_loading()  # while the photo is read and the request composed
         photo = QueryPhoto(image)
         request = _QueryRequest(photo, history, exclude_images, exclude_groups, on_event, send_photo, sources,
                                 started)
@@ -231,19 +265,21 @@ class DamageQueryEngine:
                       on_event: EventHandler | None, send_photo: bool) -> tuple[DamageReport, list[Any], Any]:
         """Compose the messages, run the mode's loop and validate the answer; returns the report,
         the messages and the tool context (None in zero-shot)."""
+        import_once(LLAMA_INDEX)  # maybe beside the thread loading the index
         from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
-
-        from tools.context import ToolContext
 
         photo_blocks = [ImageBlock(image=jpeg_bytes(view), image_mimetype="image/jpeg")] if send_photo else []
         user = ChatMessage(role="user", blocks=[*photo_blocks, TextBlock(text=question)])
         earlier = list(history or [])
         messages = [ChatMessage(role="system", content=self._system_prompt(mode)), *earlier, user]
         keep = {id(b) for b in photo_blocks} or _photo_of_conversation(earlier)
-        run = QueryRun(self, trace, mode, on_event or (lambda kind, data: None), keep=keep, current=len(earlier) + 1)
+        emit = on_event or (lambda kind, data: None)
+        run = QueryRun(self, trace, mode, emit, keep=keep, current=len(earlier) + 1)
         ctx = None
-        if mode != "zero-shot":
-            ctx = ToolContext(index=self.index, photo=photo, taxonomy=self.taxonomy, model=self.config.model,
+        if mode != "zero-shot":  # the tools (and the index's search module): not imported for zero-shot
+            from tools.context import ToolContext
+
+            ctx = ToolContext(index=await self._index_for(trace, emit), photo=photo, taxonomy=self.taxonomy, model=self.config.model,
                               agent=self.config.agent, exclude_images=exclude_images or [],
                               exclude_groups=exclude_groups or [])
         if mode == "rag":

@@ -18,6 +18,7 @@ import asyncio
 import io
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +35,12 @@ from agent.endpoint_errors import (
     classify,
     mask_secrets,
 )
+from agent.imports import MODEL_CLIENT, import_once
 from index.config import ModelConfig
 from index.retry import GiveUp, RetryPolicy, retry_after_seconds
 
 __all__ = ["CONNECT_TIMEOUT_S", "ModelCall", "ModelClient", "ModelEndpointError", "ModelRequestRejected", "chat",
-           "jpeg_bytes", "request_timeout"]
+           "jpeg_bytes", "preload_client", "request_timeout"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class ModelClient:
         except RuntimeError:
             loop = None
         if self._llm is None or (loop is not None and loop is not self._loop):
+            import_once(MODEL_CLIENT)  # maybe beside a preload_client() or index-loading thread
             import openai
             from llama_index.llms.openai_like import OpenAILike
 
@@ -119,6 +122,23 @@ class ModelClient:
             return await chat(self.config, lambda: llm.achat_with_tools(
                 tools, chat_history=list(messages), tool_choice="auto", allow_parallel_tool_calls=True, **kwargs))
         return await chat(self.config, lambda: llm.achat(list(messages), **kwargs))
+
+
+_preloading: list[threading.Thread] = []  # at most one preload thread per process
+_preloading_lock = threading.Lock()
+
+
+def preload_client() -> None:
+    """Import the model client's libraries (LlamaIndex, OpenAILike, the openai client's chat
+    resources: about 2 s of imports on a loaded 2-core machine) in a background thread, once per
+    process, so a first question asked later does not wait for them (an interactive session
+    calls it while the user types)."""
+    with _preloading_lock:
+        if not _preloading:
+            thread = threading.Thread(target=import_once, args=(MODEL_CLIENT,), daemon=True,
+                                      name="damage-client-import")
+            thread.start()
+            _preloading.append(thread)
 
 
 def request_timeout(config: ModelConfig) -> Any:

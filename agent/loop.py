@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: ``on_event(kind, data)``: "tool_call" | "tool_result" | "model" | "protocol", for a live display.
+#: ``on_event(kind, data)``: "tool_call" | "tool_result" | "model" | "protocol" | "waiting" | "ready",
+#: for a live display.
 EventHandler = Callable[[str, dict[str, Any]], None]
 #: Learn-a-limit-and-re-send rounds per request (images, then tokens, then a tighter token count).
 _MAX_LIMIT_ROUNDS = 4

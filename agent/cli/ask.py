@@ -90,6 +90,10 @@ def _live(kind: str, data: dict[str, Any]) -> None:
         console.print(f"  [{colour}]←[/] {escape(first[:140])}{shown}")
     elif kind == "protocol":
         console.print(f"[yellow]{escape(data['message'])}[/]")
+    elif kind == "waiting":  # the first question of a session waits for the index to load
+        console.print(f"[dim]{escape(data['message'])} …[/]")
+    elif kind == "ready":
+        console.print(f"[dim]  ready after {data['seconds']:.1f}s[/]")
 
 
 def print_report(report: Any, trace_failure: TraceWriteFailure | None = None) -> None:
@@ -130,13 +134,15 @@ def report_json(report: Any, traces_dir: Path, trace_failure: TraceWriteFailure 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """One question about one photo. The photo and the endpoint are checked before the index and
-    its embedder load. The answer never depends on its trace: one that cannot be written is a
+    its embedder start loading (in the background; zero-shot loads neither). The answer never depends on its trace: one that cannot be written is a
     note on stderr after the answer, and the exit code stays 0."""
     _check_photo(args.image)
     engine = _engine(args)
     quiet = args.json or args.simple
     try:
         check_reachable(engine.config.model)
+        if engine.config.agent.mode != "zero-shot":
+            engine.start_loading()  # the index and embedder load while the photo is read and the request composed
         report = engine.query(args.image, args.question, on_event=None if quiet else _live)
     except ModelEndpointError as exc:
         raise with_hint(exc) from None
@@ -148,6 +154,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         print_report(report, failure)
     return 0
+
+
+def _prepare(engine: Any, mode: str) -> None:
+    """While the user types: import the model client and, unless ``mode`` is zero-shot, load the
+    index and its embedder, both in the background (a question that comes first says what it
+    waits for)."""
+    from agent.llm import preload_client
+
+    preload_client()
+    if mode != "zero-shot":
+        engine.start_loading()
 
 
 CHAT_HELP = """Commands: /photo PATH (attach a photo) · /mode agentic|rag|zero-shot · /trace (last trace) · /quit
@@ -165,6 +182,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         check_reachable(engine.config.model)
     except ModelEndpointError as exc:
         flag("warning", "yellow", str(exc))
+    _prepare(engine, engine.config.agent.mode)
     console.print(CHAT_HELP)
     if args.image:
         session.attach(args.image)
@@ -192,6 +210,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             elif command == "/mode" and rest in MODES:
                 session.mode = rest
                 console.print(f"mode: {rest}")
+                _prepare(engine, rest)
             elif command == "/trace":
                 console.print(f"last trace: {last_trace}" if last_trace else "no question asked yet")
             else:
