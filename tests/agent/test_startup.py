@@ -134,3 +134,20 @@ def test_a_failed_background_load_is_the_queries_error_and_is_tried_again(slow_o
     with pytest.raises(IndexNotFoundError) as second:  # a new attempt, the same one line
         _ = engine.index
     assert str(second.value) == str(first.value) and len(slow_open) == 2
+
+
+def test_the_first_chat_question_says_what_it_waits_for(slow_open, fake, photo, synth_index_dir, tmp_path,
+                                                         monkeypatch, capsys):
+    from agent.cli import main
+
+    fake.script(Reply.json(ANSWER), Reply.json(ANSWER))
+    typed = iter(["¿Tiene rayones?", "¿Y abolladuras?", "/quit"])  # asked at once: the index is still loading
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
+    code = main(["chat", "--mode", "rag", "--image", str(photo), "--api-base", fake.base_url,
+                 "--index", str(synth_index_dir), "--traces-dir", str(tmp_path / "traces")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    regions = json.loads((synth_index_dir / "manifest.json").read_text())["counts"]["nodes_by_kind"]["region"]
+    assert err.count(f"loading the index ({regions:,} regions) and the embedder ") == 1  # the first question only
+    assert err.index("loading the index") < err.index("ready after") < err.index("search_similar_damage")
+    assert slow_open == ["damage-index-load"]
