@@ -46,6 +46,8 @@ def new_store(config: VectorIndexConfig, replaces: str | Path | None = None) -> 
     from index.vector_store.qdrant_generations import POINTER, new_generation, read_pointer
     from index.vector_store.qdrant_store import QdrantNodeStore
 
+    if replaces is not None:
+        _check_local_path(config, Path(replaces))
     replaced: dict[str, Any] = {}
     if replaces is not None and (Path(replaces) / POINTER).is_file():
         try:
@@ -81,11 +83,27 @@ def open_store(directory: str | Path, config: VectorIndexConfig, writable: bool 
     from index.vector_store.qdrant_store import QdrantNodeStore
 
     published = not directory.name.endswith(_STAGING)
+    if writable:
+        _check_local_path(config, directory.with_name(directory.name.removesuffix(_STAGING)))
     store = QdrantNodeStore.from_persist_dir(directory, config=config, writable=writable,
                                              fork=writable and published)
     if published and store.dim is not None:
         publish(store.client, config.qdrant.collection, store.collection_name)
     return store
+
+
+def _check_local_path(config: VectorIndexConfig, index_dir: Path) -> None:
+    """Refuse a local-mode folder inside the index directory, which a build's swap replaces."""
+    from index.errors import UserError
+
+    path = config.qdrant.path
+    if config.qdrant.url is not None or path is None or path == ":memory:":
+        return
+    folder, index_dir = Path(path).resolve(), index_dir.resolve()
+    for swapped in (index_dir, index_dir.with_name(index_dir.name + _STAGING)):
+        if folder == swapped or folder.is_relative_to(swapped):
+            raise UserError(f"index.qdrant.path {path} lies inside the index directory {index_dir}, which "
+                            f"every build replaces; put it beside the index (e.g. {index_dir}.qdrant)")
 
 
 def store_records(directory: str | Path, config: VectorIndexConfig | None) -> tuple[int | None, list[NodeRecord]]:
