@@ -11,7 +11,8 @@ from agent.cli.endpoint import with_hint
 from agent.endpoint_errors import ModelEndpointError
 from agent.evaluation.run import DEFAULT_QUESTION, EvalOptions, run_evaluation
 from index.config import DEFAULT_CONFIG, MODES
-from index.console import out, phase_progress, print_json
+from index.console import out, phase_progress, print_json, say
+from index.errors import UserError
 
 __all__ = ["options_from_args", "register"]
 
@@ -58,6 +59,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--regions", type=int, default=10_000, help="Region nodes in the index.")
     parser.add_argument("--workdir", type=Path, help="Keep the synthetic data and index here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
+    parser.add_argument("--service", action="store_true",
+                        help="Benchmark `agent serve` instead: --requests questions at once over HTTP against the "
+                             "in-process engine (agent/bench_service.py).")
+    parser.add_argument("--requests", type=int, default=50, help="With --service: questions sent at once.")
     parser.set_defaults(func=cmd_bench)
 
 
@@ -95,6 +100,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the per-query overhead benchmark and print the table (or JSON)."""
     from agent.bench import format_table, run_benchmark
 
+    if args.service:
+        from agent.bench_service import format_service_table, run_service_benchmark
+
+        if args.requests < 1:
+            raise UserError(f"--requests must be at least 1, got {args.requests}.")
+        result = run_service_benchmark(args.requests, workdir=args.workdir, progress=say)
+        if args.json:
+            print_json(result)
+        else:
+            out.print(format_service_table(result), highlight=False, markup=False)
+        return 0 if result["checks"]["pass"] else 1  # a request unanswered or mixed up
     started = time.perf_counter()
     result = run_benchmark(args.queries, args.regions, args.workdir)
     result["seconds"] = round(time.perf_counter() - started, 1)
