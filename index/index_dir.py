@@ -3,7 +3,7 @@
 Layout of ``outputs/vector_index/`` (or ``--out``)::
 
     faiss.index        vectors (written by FaissNodeStore)
-    metadata.json      per-vector node records (written by FaissNodeStore)
+    metadata.sqlite    per-vector node records (written by FaissNodeStore, see index.vector_store.persistence)
     manifest.json      format version, embedder id/dim/fingerprint, config snapshot, counts,
                        per-image signatures and node ids, build time
     build_report.json  what the last build did, skipped and why

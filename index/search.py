@@ -256,7 +256,7 @@ class DamageIndex:
     def _crop_path(self, node: Any) -> str:
         """The node's stored crop, ``index_dir / image_path``, or "" when it has none or the path
         leaves the index directory (``..``, an absolute path, a symlink pointing out): a
-        metadata.json edited by hand must never make the agent read, and send to the model, a
+        metadata.sqlite edited by hand must never make the agent read, and send to the model, a
         file from elsewhere. Warned once per node, by node id only.
         """
         if not node.image_path:

@@ -4,7 +4,9 @@
 (layout in :mod:`index.index_dir`) and cross-checks them without loading a model:
 
 - the FAISS ids are the metadata's ids and the vectors' dimension is the manifest's
-  (``store_*``, ``ids_mismatch``, ``dim_mismatch``: the store's own checks on load);
+  (``store_*``, ``ids_mismatch``, ``dim_mismatch``: the store's own checks on load, which also
+  check every row of ``metadata.sqlite``; ``store_old_format``: a ``metadata.json`` of format
+  version 1, to rebuild);
 - the manifest's ``counts["nodes"]`` is the number of stored nodes (``count_mismatch``);
 - the node ids the manifest lists per image are the stored node ids (``node_not_in_metadata``,
   ``node_not_in_manifest``);
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from index.index_dir import CROPS, read_manifest
+from index.vector_store.file_names import METADATA_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +176,7 @@ def _check_counts(
     elif recorded != n_nodes:
         report.problem(
             "count_mismatch",
-            f"the manifest counts {recorded} nodes, metadata.json holds {n_nodes}.",
+            f"the manifest counts {recorded} nodes, {METADATA_FILE} holds {n_nodes}.",
         )
     dim = manifest.get("dim")
     if store_dim is not None and dim != store_dim:
@@ -195,12 +198,12 @@ def _check_node_sets(
     for node_id in sorted(set(owner) - set(nodes)):
         report.problem(
             "node_not_in_metadata",
-            f"node {node_id!r} of image {owner[node_id]!r} is in the manifest but not in metadata.json.",
+            f"node {node_id!r} of image {owner[node_id]!r} is in the manifest but not in {METADATA_FILE}.",
         )
     for node_id in sorted(set(nodes) - set(owner)):
         report.problem(
             "node_not_in_manifest",
-            f"node {node_id!r} is in metadata.json but no manifest image lists it.",
+            f"node {node_id!r} is in {METADATA_FILE} but no manifest image lists it.",
         )
 
 
@@ -221,7 +224,7 @@ def _check_crop_names(
     ]
     for node_id, image_path in (nodes or {}).items():
         if image_path is None:
-            report.problem("no_crop", f"node {node_id!r} in metadata.json names no crop file.")
+            report.problem("no_crop", f"node {node_id!r} in {METADATA_FILE} names no crop file.")
         else:
             sources.append((f"node {node_id!r}", image_path))
     for owner, name in sources:

@@ -1,16 +1,19 @@
-"""FAISS node store micro-benchmark: add time and per-query latency, unfiltered and filtered.
+"""FAISS node store benchmark: add time, per-query latency (unfiltered and filtered), and how its
+files scale (persist, checkpoint, load and peak memory, format 2 beside format 1).
 
 ``python -m index bench-store`` runs it (:class:`StoreBenchOptions`, :func:`run_store_benchmark`,
 :func:`format_store_table`)::
 
-    python -m index bench-store                      # 30,000 x 768, flat
-    python -m index bench-store --type hnsw --n 100000
+    python -m index bench-store                      # 30,000 x 768, flat; files at 10,000 and 40,000
+    python -m index bench-store --type hnsw --n 100000 --persist-n 0
 
 ``n`` random vectors (seed 0) are added to a :class:`~index.vector_store.FaissNodeStore` as
 ``TextNode`` objects. Filtered queries use an EQ filter on ``kind`` that allows ~10% of the
 vectors (10 kinds), and a CONTAINS filter on a ``labels`` list. ``search`` returns (node id,
 score); ``query`` is the LlamaIndex path and also rebuilds the returned nodes. Last, the store
-is persisted to a temporary folder and loaded back.
+is persisted to a temporary folder and loaded back. Then, for each of ``persist_sizes``, a store
+of ImageNodes shaped like a build's is persisted, checkpointed and loaded in both file formats
+(:mod:`~index.bench.store_persistence`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from index.bench.errors import BenchError
+from index.bench.store_persistence import format_persistence, measure_persistence
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +49,13 @@ class StoreBenchOptions:
     type: Literal["flat", "hnsw", "ivf"] = "flat"  # the store's index type
     k: int = 5  # top-k per query
     queries: int = 200  # queries per measurement
+    persist_sizes: tuple[int, ...] = (10_000, 40_000)  # node counts of the file-format comparison
 
     def __post_init__(self) -> None:
         if min(int(self.n), int(self.dim), int(self.k), int(self.queries)) < 1:
             raise BenchError("--n, --dim, --k and --queries must be at least 1")
+        if any(int(size) < 1 for size in self.persist_sizes):
+            raise BenchError("--persist-n takes node counts of at least 1 (or 0 alone, for none)")
         if self.type not in STORE_TYPES:
             raise BenchError(f"--type must be one of {', '.join(STORE_TYPES)}, got {self.type!r}")
 
@@ -74,7 +81,8 @@ def run_store_benchmark(options: StoreBenchOptions | None = None,
         A JSON-ready mapping: the options, ``faiss_version``, ``omp_threads``, ``index_kind``,
         ``nodes_s`` (building the ``TextNode`` objects, not the store), ``add_s``,
         ``latencies`` (one entry per measurement: ``name``, ``method``, ``filter``,
-        ``allowed``, ``median_ms``, ``p95_ms``), ``persist_s``, ``load_s`` and ``disk_mb``.
+        ``allowed``, ``median_ms``, ``p95_ms``), ``persist_s``, ``load_s``, ``disk_mb`` and
+        ``persistence`` (rows of :func:`~index.bench.store_persistence.measure_persistence`).
     """
     import faiss
     from llama_index.core.schema import TextNode
@@ -161,8 +169,10 @@ def run_store_benchmark(options: StoreBenchOptions | None = None,
         load_s = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
 
+    persistence = [row for size in o.persist_sizes for row in measure_persistence(size, o.dim, say)]
     return {
         **asdict(o),
+        "persist_sizes": list(o.persist_sizes),
         "faiss_version": faiss.__version__,
         "omp_threads": faiss.omp_get_max_threads(),
         "index_kind": index_kind,
@@ -172,6 +182,7 @@ def run_store_benchmark(options: StoreBenchOptions | None = None,
         "persist_s": round(persist_s, 4),
         "load_s": round(load_s, 4),
         "disk_mb": round(size, 3),
+        "persistence": persistence,
     }
 
 
@@ -190,4 +201,6 @@ def format_store_table(result: dict[str, Any]) -> str:
         lines.append(f"  {name:<42} median {row['median_ms']:7.3f} ms   p95 {row['p95_ms']:7.3f} ms")
     lines.append(f"  persist {result['persist_s']:5.2f} s, load {result['load_s']:5.2f} s, "
                  f"{result['disk_mb']:,.0f} MB on disk")
+    if result.get("persistence"):
+        lines += format_persistence(result["persistence"], result["dim"])
     return "\n".join(lines)

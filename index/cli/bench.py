@@ -61,8 +61,9 @@ def _register_bench(sub: Any) -> None:
 
 
 def _register_bench_store(sub: Any) -> None:
-    parser = sub.add_parser("bench-store", help="FaissNodeStore: add time and per-query latency, unfiltered and filtered.",
-                            example="python -m index bench-store --n 100000 --dim 768 --type hnsw")
+    parser = sub.add_parser("bench-store", help="FaissNodeStore: add time and per-query latency, unfiltered and filtered; "
+                                                "persist, checkpoint and load of its files beside the old format.",
+                            example="python -m index bench-store --n 100000 --dim 768 --type hnsw --persist-n 0")
     parser.add_argument("--n", type=int, default=_STORE_DEFAULTS.n, help="Number of vectors (default %(default)s).")
     parser.add_argument("--dim", type=int, default=_STORE_DEFAULTS.dim, help="Vector dimension (default %(default)s).")
     parser.add_argument("--type", choices=STORE_TYPES, default=_STORE_DEFAULTS.type,
@@ -70,6 +71,10 @@ def _register_bench_store(sub: Any) -> None:
     parser.add_argument("--k", type=int, default=_STORE_DEFAULTS.k, help="Top-k per query (default %(default)s).")
     parser.add_argument("--queries", type=int, default=_STORE_DEFAULTS.queries,
                         help="Queries per measurement (default %(default)s).")
+    parser.add_argument("--persist-n", type=lambda text: tuple(int(v) for v in text.split(",") if int(v)),
+                        default=_STORE_DEFAULTS.persist_sizes, metavar="N[,N...]",
+                        help="Node counts at which the file formats are compared (default "
+                             f"{','.join(map(str, _STORE_DEFAULTS.persist_sizes))}; 0 for none).")
     parser.add_argument("--json", action="store_true", help="Print the result as one JSON object on stdout.")
     parser.set_defaults(func=cmd_bench_store)
 
@@ -95,7 +100,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_bench_store(args: argparse.Namespace) -> int:
     """Run the vector-store benchmark and print its table (or JSON)."""
-    options = StoreBenchOptions(n=args.n, dim=args.dim, type=args.type, k=args.k, queries=args.queries)
+    options = StoreBenchOptions(n=args.n, dim=args.dim, type=args.type, k=args.k, queries=args.queries,
+                                persist_sizes=args.persist_n)
     result = run_store_benchmark(options, progress=lambda message: console.print(message, highlight=False, markup=False))
     if args.json:
         print_json(result)

@@ -54,7 +54,7 @@ def build_split_index(
         config: The domain configuration of the row (its ``regions`` is the row's strategy).
         crops: The embedded train crops.
         vectors: Their vectors, one row per crop.
-        index_dir: Where to write ``faiss.index``, ``metadata.json`` and ``manifest.json``.
+        index_dir: Where to write ``faiss.index``, ``metadata.sqlite`` and ``manifest.json``.
         embedder_info: The embedder's :class:`~index.embedders.EmbedderInfo`.
         embedder_config: The embedder's configuration (recorded in the manifest).
         extra: More manifest fields (the evaluation records its strategy and cache key).

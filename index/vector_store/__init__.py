@@ -4,7 +4,8 @@
 :class:`FaissNodeStore` is a LlamaIndex ``BasePydanticVectorStore`` that keeps whole nodes.
 Every vector's FAISS id is a stable hash of its node id, ``add`` is an upsert, metadata filters
 are exact (a filtered top-k on ``flat`` is the true top-k) and the store persists to its own
-directory (``faiss.index`` + ``metadata.json``). Similarity is cosine::
+directory (``faiss.index`` + ``metadata.sqlite``; a checkpoint to the same directory rewrites
+only the rows that changed, and loading reads node ids only). Similarity is cosine::
 
     from index.vector_store import FaissNodeStore, VectorIndexConfig
 
@@ -17,11 +18,14 @@ Modules, each with one job:
 
 - :mod:`~index.vector_store.config`: :class:`VectorIndexConfig` (index type and parameters);
 - :mod:`~index.vector_store.store`: :class:`FaissNodeStore`, the LlamaIndex vector store;
-- :mod:`~index.vector_store.records`: stable ids, node snapshots and the table of nodes;
+- :mod:`~index.vector_store.records`: stable ids and node snapshots;
+- :mod:`~index.vector_store.node_table`: :class:`NodeTable`, the nodes of one store, lazily
+  parsed and indexed, over :mod:`~index.vector_store.node_db` (the SQLite rows and their writes);
 - :mod:`~index.vector_store.filters`: :class:`MetadataIndex`, exact metadata filters;
 - :mod:`~index.vector_store.faiss_backend`: :class:`FaissBackend`, the FAISS index of one store
   (flat, HNSW, IVF);
-- :mod:`~index.vector_store.persistence`: the two files and their checks;
+- :mod:`~index.vector_store.persistence`: the two files (format version 2) and their checks;
+  :mod:`~index.vector_store.file_names`: their names;
 - :mod:`~index.vector_store.backends`: ``index.backend`` → :func:`new_store` /
   :func:`open_store`, FAISS or :class:`QdrantNodeStore` (the same interface and filter
   semantics on a Qdrant collection: :mod:`~index.vector_store.qdrant_store`,
@@ -42,10 +46,11 @@ from index.vector_store.config import Backend, IndexType, QdrantConfig, VectorIn
 if TYPE_CHECKING:
     from index.vector_store.backends import new_store, open_store, store_records
     from index.vector_store.faiss_backend import FaissBackend, IndexKind, as_matrix
+    from index.vector_store.file_names import INDEX_FILE, LEGACY_METADATA_FILE, METADATA_FILE
     from index.vector_store.filters import FilterError, MetadataIndex
+    from index.vector_store.node_table import NodeTable
     from index.vector_store.persistence import (
-        INDEX_FILE,
-        METADATA_FILE,
+        FORMAT_VERSION,
         VectorStoreFileError,
         resolve_store_dir,
     )
@@ -54,13 +59,14 @@ if TYPE_CHECKING:
     from index.vector_store.records import (
         FaissIdCollisionError,
         NodeRecord,
-        NodeTable,
         node_id_to_faiss_id,
     )
     from index.vector_store.store import FaissNodeStore
 
 __all__ = [
+    "FORMAT_VERSION",
     "INDEX_FILE",
+    "LEGACY_METADATA_FILE",
     "METADATA_FILE",
     "Backend",
     "FaissBackend",
@@ -91,13 +97,15 @@ _LAZY = {
     "as_matrix": "faiss_backend",
     "FilterError": "filters",
     "MetadataIndex": "filters",
-    "INDEX_FILE": "persistence",
-    "METADATA_FILE": "persistence",
+    "INDEX_FILE": "file_names",
+    "LEGACY_METADATA_FILE": "file_names",
+    "METADATA_FILE": "file_names",
+    "FORMAT_VERSION": "persistence",
     "VectorStoreFileError": "persistence",
     "resolve_store_dir": "persistence",
     "FaissIdCollisionError": "records",
     "NodeRecord": "records",
-    "NodeTable": "records",
+    "NodeTable": "node_table",
     "node_id_to_faiss_id": "records",
     "FaissNodeStore": "store",
     "QdrantBackendError": "qdrant_connect",

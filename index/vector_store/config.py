@@ -76,7 +76,7 @@ class VectorIndexConfig(BaseModel):
     )
     dir: str = Field(
         default="outputs/vector_index",
-        description="Directory the index is persisted to (faiss.index + metadata.json).",
+        description="Directory the index is persisted to (faiss.index + metadata.sqlite).",
     )
     type: IndexType = Field(
         default="flat",

@@ -2,15 +2,14 @@
 
 - :func:`node_id_to_faiss_id`: a node's FAISS id is a stable 64-bit hash of its node id, never a
   counter or a position; two node ids hashing alike raise :class:`FaissIdCollisionError`.
-- :class:`NodeRecord`: the snapshot kept per vector, the node without its embedding; a store
-  loaded from a directory anchors its relative ``image_path`` there (:meth:`NodeRecord.anchor`),
-  so the nodes it returns open from anywhere while ``metadata.json`` stays relative.
-- :class:`NodeTable`: the records by FAISS id, with look-ups by source document (``ref_doc_id``)
-  and by metadata (a :class:`~index.vector_store.filters.MetadataIndex`); it answers which ids
-  a query allows, while the FAISS index itself lives in
-  :class:`~index.vector_store.faiss_backend.FaissBackend`.
+- :class:`NodeRecord`: the snapshot kept per vector, the node without its embedding (one row of
+  ``metadata.sqlite``: its metadata and the rest of the node as two JSON texts); a store loaded
+  from a directory anchors its relative ``image_path`` there (:meth:`NodeRecord.anchor`), so
+  the nodes it returns open from anywhere while the file keeps the path relative.
+- :func:`resolve_inside`: the check that a stored path stays inside the store's directory.
 
-The table is not thread-safe on its own: the store calls it under its lock.
+The records of one store live in its :class:`~index.vector_store.node_table.NodeTable`
+(importable from here too, for the callers that imported it from this module).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,16 +30,16 @@ from llama_index.core.schema import (
     Node,
     TextNode,
 )
-from llama_index.core.vector_stores.types import MetadataFilters
 
 from index.errors import DamageRagError, json_kind
-from index.vector_store.filters import MetadataIndex
 
 _ID_MASK = (1 << 63) - 1
 
-_NODE_CLASSES: dict[str, type[BaseNode]] = {
+#: the node classes a store keeps, by LlamaIndex class name (a record's ``node_type``)
+NODE_CLASSES: dict[str, type[BaseNode]] = {
     cls.class_name(): cls for cls in (TextNode, ImageNode, IndexNode, Node, Document, ImageDocument)
 }
+_NODE_CLASSES = NODE_CLASSES
 # fields that hold vectors: never stored in the metadata file, never returned
 _EMBEDDING_FIELDS = ("embedding", "text_embedding")
 
@@ -141,7 +139,7 @@ class NodeRecord:
         return _NODE_CLASSES[self.node_type].from_dict(data)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready form for ``metadata.json``."""
+        """JSON-ready form (the record of format version 1's ``metadata.json``; a payload)."""
         return {
             "node_id": self.node_id,
             "ref_doc_id": self.ref_doc_id,
@@ -183,105 +181,9 @@ class NodeRecord:
         return cls(node_id, ref_doc_id, node_type, dict(data))
 
 
+def __getattr__(name: str) -> Any:
+    if name == "NodeTable":  # moved to node_table, which imports this module
+        from index.vector_store.node_table import NodeTable
 
-
-class NodeTable:
-    """The node records of one store by FAISS id, indexed by source document and metadata."""
-
-    def __init__(self) -> None:
-        """An empty table."""
-        self.records: dict[int, NodeRecord] = {}
-        self._by_ref_doc: dict[str, set[int]] = {}
-        self._meta = MetadataIndex()
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __contains__(self, fid: object) -> bool:
-        return fid in self.records
-
-    # ------------------------------------------------------------------ ids
-    def faiss_ids(self, nodes: Sequence[BaseNode]) -> list[int]:
-        """The FAISS ids of ``nodes`` (distinct node ids); raises on any id collision.
-
-        A collision is two node ids of the batch, or one of the batch and one already in the
-        table, hashing to the same FAISS id.
-        """
-        fids = [node_id_to_faiss_id(node.node_id) for node in nodes]
-        seen: dict[int, str] = {}
-        for node, fid in zip(nodes, fids, strict=True):
-            other = seen.get(fid)
-            if other is None and fid in self.records:
-                other = self.records[fid].node_id
-            if other is not None and other != node.node_id:
-                raise FaissIdCollisionError(
-                    f"node ids {node.node_id!r} and {other!r} map to the same FAISS id {fid}; "
-                    "rename one of them"
-                )
-            seen[fid] = node.node_id
-        return fids
-
-    def fid_of(self, node_id: str) -> int | None:
-        """The FAISS id of a node in the table (``None`` if it is not there)."""
-        fid = node_id_to_faiss_id(node_id)
-        record = self.records.get(fid)
-        return fid if record is not None and record.node_id == node_id else None
-
-    # ------------------------------------------------------------------ writing
-    def add(self, fid: int, record: NodeRecord) -> None:
-        """Register a record under its FAISS id (the id must not be in the table)."""
-        self.records[fid] = record
-        self._meta.add(fid, record.metadata)
-        if record.ref_doc_id is not None:
-            self._by_ref_doc.setdefault(record.ref_doc_id, set()).add(fid)
-
-    def remove(self, fids: Iterable[int]) -> None:
-        """Forget the records of ``fids`` (every one must be in the table)."""
-        for fid in fids:
-            record = self.records.pop(fid)
-            self._meta.remove(fid, record.metadata)
-            if record.ref_doc_id is not None:
-                ids = self._by_ref_doc.get(record.ref_doc_id)
-                if ids is not None:
-                    ids.discard(fid)
-                    if not ids:
-                        del self._by_ref_doc[record.ref_doc_id]
-
-    def clear(self) -> None:
-        """Forget every record."""
-        self.records.clear()
-        self._by_ref_doc.clear()
-        self._meta.clear()
-
-    # ------------------------------------------------------------------ reading
-    def matching(self, filters: MetadataFilters) -> set[int]:
-        """The ids whose metadata ``filters`` allow (a new set)."""
-        return self._meta.evaluate(filters, self.records.keys())
-
-    def of_ref_doc(self, ref_doc_id: str) -> list[int]:
-        """The ids of the nodes whose source document is ``ref_doc_id``."""
-        return list(self._by_ref_doc.get(ref_doc_id, ()))
-
-    def allowed(
-        self,
-        filters: MetadataFilters | None,
-        node_ids: Sequence[str] | None,
-        doc_ids: Sequence[str] | None,
-    ) -> set[int] | None:
-        """Ids allowed by filters/node_ids/doc_ids; ``None`` means no restriction."""
-        allowed: set[int] | None = None
-        if filters is not None and filters.filters:
-            allowed = self.matching(filters)
-        if node_ids is not None:
-            by_node = {fid for fid in map(self.fid_of, node_ids) if fid is not None}
-            allowed = by_node if allowed is None else allowed & by_node
-        if doc_ids is not None:
-            by_doc: set[int] = set()
-            for doc_id in doc_ids:
-                by_doc |= self._by_ref_doc.get(doc_id, set())
-            allowed = by_doc if allowed is None else allowed & by_doc
-        return allowed
-
-    def value_counts(self, key: str) -> dict[Any, int]:
-        """Number of nodes per value of metadata ``key`` (list values count per element)."""
-        return self._meta.value_counts(key)
+        return NodeTable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,11 +10,16 @@ share one ``id_map.json`` between stores and support no metadata filters. Here:
 - filtered queries compute the allowed ids from an inverted metadata index and let FAISS search
   only those (``IDSelectorBatch``), so a filtered top-k on the ``flat`` type is the true top-k;
 - the store keeps whole nodes (``stores_text = True``) and persists to its own directory
-  (``faiss.index`` + ``metadata.json``), never to files shared with other stores;
+  (``faiss.index`` + ``metadata.sqlite``, see :mod:`~index.vector_store.persistence`), never to
+  files shared with other stores; persisting again to the directory it was loaded from or last
+  persisted to rewrites only the node rows that changed since (a build's checkpoints);
+- loading reads the node ids and the FAISS file; metadata is indexed per key when a filter
+  first uses it, and nodes are built only for the hits (:mod:`~index.vector_store.node_table`);
 - loaded from a directory, it returns nodes whose relative ``image_path`` (``crops/r-….jpg``)
-  is resolved against that directory, so an ``ImageNode`` opens from anywhere, while
-  ``metadata.json`` keeps it relative and the directory movable; a path leading out of the
-  directory is dropped (the node comes back without an image path) and logged once.
+  is resolved against that directory, so an ``ImageNode`` opens from anywhere, while the
+  metadata file keeps it relative and the directory movable; a path leading out of the
+  directory is dropped (the node comes back without an image path) and logged once per node,
+  when the node is first returned.
 
 Similarity is inner product on L2-normalised vectors (cosine similarity).
 """
@@ -42,13 +47,15 @@ from llama_index.core.vector_stores.types import (
 
 from index.vector_store.config import VectorIndexConfig
 from index.vector_store.faiss_backend import FaissBackend, as_matrix
+from index.vector_store.node_table import NodeTable
 from index.vector_store.persistence import (
+    LEGACY_METADATA_FILE,
     METADATA_FILE,
     load_store,
     resolve_store_dir,
     write_store,
 )
-from index.vector_store.records import NodeRecord, NodeTable
+from index.vector_store.records import NodeRecord
 
 __all__ = ["FaissNodeStore"]
 
@@ -80,7 +87,6 @@ class FaissNodeStore(BasePydanticVectorStore):
     _backend: FaissBackend | None = PrivateAttr(default=None)
     _table: NodeTable = PrivateAttr(default_factory=NodeTable)
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
-    _root: Path | None = PrivateAttr(default=None)  # the directory loaded from: image paths resolve there
 
     def __init__(self, config: VectorIndexConfig | None = None, **kwargs: Any) -> None:
         """Create an empty store; the FAISS index is created by the first :meth:`add`."""
@@ -135,29 +141,30 @@ class FaissNodeStore(BasePydanticVectorStore):
             vectors = as_matrix(embeddings, self.dim, self.config.normalize)
             fids = self._table.faiss_ids(batch)
             records = [NodeRecord.from_node(node) for node in batch]
-            if self._root is not None:
-                self._anchor(records, self._root)
+            self._warn_outside(self._table.anchor(records))
+            rows = self._table.prepare(fids, records)
             if self._backend is None:
                 self._backend = FaissBackend(self.config, vectors.shape[1])
             replaced = [fid for fid in fids if fid in self._table]
             if replaced:
                 self._remove_fids(replaced)
             self._backend.add(vectors, np.asarray(fids, dtype=np.int64))
-            for fid, record in zip(fids, records, strict=True):
-                self._table.add(fid, record)
+            self._table.extend(rows, records)
             logger.debug("added %d nodes (%d replaced)", len(batch), len(replaced))
         return [node.node_id for node in nodes]
 
-    @staticmethod
-    def _anchor(records: Iterable[NodeRecord], root: Path) -> None:
-        """Resolve the records' relative image paths against ``root``; warn once about those
-        that lead out of it (their nodes come back without an image path)."""
-        base, parents = os.path.realpath(root), {}
-        outside = [record.node_id for record in records if not record.anchor(base, parents)]
+    def _warn_outside(self, outside: list[str]) -> None:
+        """Warn once about nodes whose image path leads out of the store's directory (they come
+        back without an image path)."""
         if outside:
             logger.warning("%d node(s) of the vector store in %s have an image path outside that "
                            "directory and are returned without one (first: node %s)", len(outside),
-                           root, outside[0])
+                           self._table.root, outside[0])
+
+    def _nodes(self, fids: list[int]) -> list[BaseNode]:
+        nodes, outside = self._table.nodes(fids)
+        self._warn_outside(outside)
+        return nodes
 
     def _remove_fids(self, fids: Iterable[int]) -> int:
         present = [fid for fid in fids if fid in self._table]
@@ -188,7 +195,7 @@ class FaissNodeStore(BasePydanticVectorStore):
             raise ValueError("delete_nodes needs node_ids and/or filters; use clear() to empty")
         with self._lock:
             allowed = self._table.allowed(filters, node_ids, None)
-            fids = list(self._table.records) if allowed is None else list(allowed)
+            fids = self._table.fids() if allowed is None else list(allowed)
             n = self._remove_fids(fids)
         logger.debug("deleted %d nodes", n)
 
@@ -206,7 +213,7 @@ class FaissNodeStore(BasePydanticVectorStore):
     def node_ids(self) -> list[str]:
         """All node ids in the store."""
         with self._lock:
-            return [record.node_id for record in self._table.records.values()]
+            return self._table.node_ids()
 
     def get_nodes(
         self,
@@ -218,7 +225,6 @@ class FaissNodeStore(BasePydanticVectorStore):
         With neither argument, all nodes. Nodes come back without embeddings.
         """
         with self._lock:
-            records = self._table.records
             if node_ids is not None:
                 fids = [fid for fid in map(self._table.fid_of, node_ids) if fid is not None]
                 if filters is not None:
@@ -226,10 +232,10 @@ class FaissNodeStore(BasePydanticVectorStore):
                     fids = [fid for fid in fids if fid in allowed]
             elif filters is not None:
                 allowed = self._table.matching(filters)
-                fids = [fid for fid in records if fid in allowed]
+                fids = [fid for fid in self._table.fids() if fid in allowed]
             else:
-                fids = list(records)
-            return [records[fid].to_node() for fid in fids]
+                fids = self._table.fids()
+            return self._nodes(fids)
 
     def get_vector(self, node_id: str) -> np.ndarray:
         """The stored (normalised) vector of a node; ``KeyError`` if absent."""
@@ -274,7 +280,7 @@ class FaissNodeStore(BasePydanticVectorStore):
         with self._lock:
             allowed = self._table.allowed(filters, node_ids, None)
             hits = self._search_fids(vector, k, allowed)
-            return [(self._table.records[fid].node_id, score) for fid, score in hits]
+            return [(self._table.node_id_of(fid), score) for fid, score in hits]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """LlamaIndex query: top ``similarity_top_k`` nodes for ``query_embedding``.
@@ -297,12 +303,11 @@ class FaissNodeStore(BasePydanticVectorStore):
         with self._lock:
             allowed = self._table.allowed(query.filters, node_ids, query.doc_ids)
             hits = self._search_fids(query.query_embedding, query.similarity_top_k, allowed)
-            records = [self._table.records[fid] for fid, _ in hits]
-            nodes = [record.to_node() for record in records]
+            nodes = self._nodes([fid for fid, _ in hits])
         return VectorStoreQueryResult(
             nodes=nodes,
             similarities=[score for _, score in hits],
-            ids=[record.node_id for record in records],
+            ids=[node.node_id for node in nodes],
         )
 
     # ------------------------------------------------------------------ persistence
@@ -311,11 +316,16 @@ class FaissNodeStore(BasePydanticVectorStore):
         persist_path: str | os.PathLike[str] | None = None,
         fs: fsspec.AbstractFileSystem | None = None,
     ) -> None:
-        """Write ``faiss.index`` and ``metadata.json`` (each atomically) to a directory.
+        """Write ``faiss.index`` and ``metadata.sqlite`` to a directory (the metadata last).
 
         ``persist_path`` is the directory (default ``config.dir``); a LlamaIndex file path such
         as ``storage/default__vector_store.json`` (what ``StorageContext.persist`` passes)
         means the directory ``storage/default__vector_store/``.
+
+        Persisting again to the directory this store was loaded from or last persisted to (and
+        that nobody else wrote since) rewrites only the node rows added or removed in between, in
+        one transaction, and ``faiss.index`` only if a vector changed; anywhere else, both files
+        are written whole and each replaces its old version atomically.
         """
         _check_local_fs(fs)
         directory = resolve_store_dir(persist_path if persist_path is not None else self.config.dir)
@@ -325,7 +335,7 @@ class FaissNodeStore(BasePydanticVectorStore):
                 "dim": self.dim,
                 "index_kind": self.index_kind,
             }
-            write_store(directory, self.client, header, self._table.records)
+            write_store(directory, self.client, header, self._table)
 
     @classmethod
     def from_persist_dir(
@@ -347,15 +357,13 @@ class FaissNodeStore(BasePydanticVectorStore):
         if persist_dir is None:
             persist_dir = (config or VectorIndexConfig()).dir
         directory = resolve_store_dir(persist_dir)
-        stored_config, backend, records = load_store(directory, config)
+        stored_config, backend, table = load_store(directory, config)
+        table.set_root(directory)
         store = cls(config=stored_config)
         store._backend = backend
-        store._root = directory
-        cls._anchor(records.values(), directory)
-        for fid, record in records.items():
-            store._table.add(fid, record)
+        store._table = table
         kind = backend.kind if backend is not None else "empty"
-        logger.info("loaded %d vectors (%s) from %s", len(records), kind, directory)
+        logger.info("loaded %d vectors (%s) from %s", len(table), kind, directory)
         return store
 
     @classmethod
@@ -367,8 +375,9 @@ class FaissNodeStore(BasePydanticVectorStore):
 
     @classmethod
     def load_or_create(cls, config: VectorIndexConfig | None = None) -> FaissNodeStore:
-        """Load the store persisted in ``config.dir`` if there is one, else a new empty store."""
+        """Load the store persisted in ``config.dir`` if there is one, else a new empty store
+        (a directory of format version 1 is refused, see :meth:`from_persist_dir`)."""
         config = config or VectorIndexConfig()
-        if (Path(config.dir) / METADATA_FILE).is_file():
+        if any((Path(config.dir) / name).is_file() for name in (METADATA_FILE, LEGACY_METADATA_FILE)):
             return cls.from_persist_dir(config.dir, config=config)
         return cls(config=config)

@@ -33,7 +33,7 @@ def test_build_then_search_end_to_end(config, tmp_path):
     assert report["images"] == 12 and report["embedded_images"] == 12 and not report["up_to_date"]
     assert set(report["nodes_by_kind"]) == {"region", "image", "background"}
     assert set(report["regions_by_label"]) == set(config.taxonomy.label_keys())
-    for name in ("faiss.index", "metadata.json", "manifest.json", "build_report.json"):
+    for name in ("faiss.index", "metadata.sqlite", "manifest.json", "build_report.json"):
         assert (out / name).is_file()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["embedder"]["family"] == "dinov2" and manifest["dim"] == 32

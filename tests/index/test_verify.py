@@ -15,6 +15,7 @@ from PIL import Image
 
 from index.verify import verify_index
 from tests.fixtures.paths import REPO
+from tests.index.vector_store import metadata_file
 
 
 def run_verify(index_dir: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -71,9 +72,7 @@ def _crop_is_a_png(d: Path) -> None:
 def _image_path_outside(target: str) -> Callable[[Path], None]:
     def corrupt(d: Path) -> None:
         (d.parent / "outside.jpg").write_bytes(_some_crop(d).read_bytes())  # exists, but not ours
-        meta = _json(d / "metadata.json")
-        next(iter(meta["nodes"].values()))["node"]["image_path"] = target
-        _write(d / "metadata.json", meta)
+        metadata_file.set_node(d, next(iter(metadata_file.records(d))), image_path=target)
     return corrupt
 
 
@@ -102,7 +101,7 @@ def _crop_link_outside(d: Path) -> None:
     (_crop_is_a_png, "bad_crop"),
     (_image_path_outside("../outside.jpg"), "outside_index"),
     (_image_path_outside("/etc/passwd"), "outside_index"),
-    (_image_path_outside("metadata.json"), "outside_crops"),
+    (_image_path_outside("metadata.sqlite"), "outside_crops"),
     (_crop_link_outside, "outside_index"),
     (_manifest_counts_wrong, "count_mismatch"),
     (_node_only_in_manifest, "node_not_in_metadata"),
@@ -139,10 +138,19 @@ def test_a_node_missing_from_the_manifest_is_named(index_copy: Path) -> None:
     assert dropped in report.problems[0].message
 
 
-def test_an_unreadable_store_is_a_problem_and_no_index_is_exit_2(index_copy: Path, tmp_path: Path) -> None:
-    (index_copy / "metadata.json").write_text('{"format": "damage_rag.faiss_node_store", "version": 1, "nodes": []}')
+@pytest.mark.parametrize(("fault", "code"), [("not_a_database", "store_corrupt"), ("row_not_json", "store_corrupt"),
+                                             ("version_1", "store_old_format")])
+def test_an_unreadable_store_is_a_problem_and_no_index_is_exit_2(index_copy: Path, tmp_path: Path, fault: str,
+                                                                   code: str) -> None:
+    if fault == "not_a_database":
+        (index_copy / "metadata.sqlite").write_text('{"format": "damage_rag.faiss_node_store", "version": 1}')
+    elif fault == "row_not_json":  # whole at a glance: found by verify's full read of every row
+        metadata_file.execute(index_copy, "UPDATE bodies SET node = '{\"id_\": ,}' WHERE fid = (SELECT min(fid) FROM bodies)")
+    else:
+        (index_copy / "metadata.sqlite").unlink()
+        (index_copy / "metadata.json").write_text('{"format": "damage_rag.faiss_node_store", "version": 1, "nodes": {}}')
     done = run_verify(index_copy, "--json")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert [p["code"] for p in json.loads(done.stdout)["problems"]] == ["store_corrupt"]
+    assert [p["code"] for p in json.loads(done.stdout)["problems"]] == [code]
     missing = run_verify(tmp_path / "nothing")
     assert missing.returncode == 2 and "No index at" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,6 +1,6 @@
 """Paths read from an index stay inside it, and no path of this machine reaches the model.
 
-A metadata.json edited by hand (a node's ``image_path`` of ``../../etc/something.jpg``, an
+A metadata.sqlite edited by hand (a node's ``image_path`` of ``../../etc/something.jpg``, an
 absolute path, a crop replaced by a symlink pointing out) must not make the agent read a file
 from elsewhere and send it to the model; nor may a tool's text, caption or error carry an
 absolute path. ``source_image`` (the original photo) is never opened at all.
@@ -26,6 +26,7 @@ from agent.testing import FakeOpenAIServer, Reply, decode_data_uri, image_parts
 from index.search import DamageIndex
 from tests.agent.test_endpoint_cli import ANSWER, write_config
 from tests.fixtures.paths import REPO
+from tests.index.vector_store import metadata_file
 from tools import ToolContext, run_tool
 from tools.examples import present_examples
 from tools.recording import without_paths
@@ -52,23 +53,19 @@ def edited(tmp_path, synth_index_dir) -> dict:
                "absolute": _secret(tmp_path / "secret" / "absolute.jpg"),
                "symlink": _secret(tmp_path / "secret" / "linked.jpg"),
                "source": _secret(tmp_path / "secret" / "source.jpg")}
-    metadata_file = index_dir / "metadata.json"
-    payload = json.loads(metadata_file.read_text(encoding="utf-8"))
     how: dict[str, str] = {}
-    for i, record in enumerate(sorted(payload["nodes"].values(), key=lambda r: r["node_id"])):
-        node = record["node"]
+    for i, (node_id, record) in enumerate(sorted(metadata_file.records(index_dir).items())):
         edit = EDITS[i % len(EDITS)]
-        how[record["node_id"]] = edit
-        node["metadata"]["source_image"] = str(secrets["source"])
+        how[node_id] = edit
+        metadata_file.set_metadata(index_dir, node_id, source_image=str(secrets["source"]))
         if edit == "dotdot":
-            node["image_path"] = "../../etc/something.jpg"
+            metadata_file.set_node(index_dir, node_id, image_path="../../etc/something.jpg")
         elif edit == "absolute":
-            node["image_path"] = str(secrets["absolute"])
+            metadata_file.set_node(index_dir, node_id, image_path=str(secrets["absolute"]))
         elif edit == "symlink":
-            crop = index_dir / node["image_path"]
+            crop = index_dir / record["node"]["image_path"]
             crop.unlink()
             crop.symlink_to(secrets["symlink"])
-    metadata_file.write_text(json.dumps(payload), encoding="utf-8")
     return {"dir": index_dir, "how": how, "secrets": secrets, "tmp": tmp_path}
 
 
@@ -94,8 +91,8 @@ def test_crop_paths_outside_the_index_are_refused_and_warned_once_per_node(edite
             assert Path(hit.crop_path).is_file() and Path(hit.crop_path).resolve().is_relative_to(edited["dir"].resolve())
         else:
             assert hit.crop_path == "", (edited["how"][hit.id], hit.crop_path)
-    # The store already drops relative paths that lead out ('..', symlinks) when it loads, with one
-    # warning of its own; search warns once per node for what reaches it (absolute paths).
+    # The store already drops relative paths that lead out ('..', symlinks) when it first returns a
+    # node, with one warning of its own; search warns once per node for what reaches it (absolute paths).
     warnings = [r.getMessage() for r in caplog.records if r.name == "index.search"]
     assert 0 < len(warnings) == len(set(warnings)) <= len([i for i in ids if edited["how"][i] != "intact"])
     assert not any(str(edited["tmp"]) in w or "etc/something" in w for w in warnings)

@@ -32,6 +32,7 @@ from agent.testing import FakeOpenAIServer, Reply
 from index.config import apply_overrides, load_config
 from index.evaluation.metrics import bootstrap_indices, box_iou
 from tests.fixtures.paths import VEHICLE_CONFIG
+from tests.index.vector_store import metadata_file
 
 LABELS = ["scratch", "dent", "crack"]
 
@@ -253,7 +254,7 @@ def test_end_to_end_rows_differences_and_files(first_run, server):
     assert asked >= 30 + 10  # agentic takes two requests
     index = Path(on_disk["index"]["dir"])
     assert index.parent == out and index.name.startswith("index_") and on_disk["index"]["built"]
-    nodes = (index / "metadata.json").read_text()
+    nodes = json.dumps(metadata_file.records(index))
     assert on_disk["split"]["shared_groups"] == 0 and on_disk["index"]["images"] == on_disk["split"]["train_images"]
     for photo in on_disk["photos"]:  # the index holds the train side only
         assert f'"{photo["image_id"]}"' not in nodes and f'"{photo["vehicle_group"]}"' not in nodes

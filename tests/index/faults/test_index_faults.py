@@ -18,6 +18,7 @@ from index.build import build_index
 from index.lock import lock_path, writer_lock
 from tests.fixtures.datasets import with_root
 from tests.fixtures.paths import REPO, VEHICLE_CONFIG
+from tests.index.vector_store import metadata_file
 
 
 @pytest.fixture
@@ -43,9 +44,9 @@ def finish(process: subprocess.Popen, timeout: float = 900) -> tuple[int, str, s
 
 def assert_whole(out: Path, nodes: int) -> None:
     """Every crop the metadata and the manifest name exists, and the index has ``nodes`` nodes."""
-    metadata = json.loads((out / "metadata.json").read_text())["nodes"]
+    metadata = metadata_file.records(out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert len(metadata) == nodes == manifest["counts"]["nodes"]
+    assert len(metadata) == nodes == manifest["counts"]["nodes"] == metadata_file.header(out)["count"]
     named = {record["node"]["image_path"] for record in metadata.values()}
     named |= {crop for state in manifest["images"].values() for crop in state["crops"]}
     missing = [name for name in named if not (out / name).is_file()]
@@ -54,7 +55,7 @@ def assert_whole(out: Path, nodes: int) -> None:
 
 @pytest.fixture(scope="module")
 def clean_nodes(synth_index_dir) -> int:
-    return len(json.loads((synth_index_dir / "metadata.json").read_text())["nodes"])
+    return len(metadata_file.records(synth_index_dir))
 
 
 def test_a_second_build_refuses_naming_the_running_one(tmp_path, synth_dataset, tiny_dinov2):
@@ -153,12 +154,12 @@ def test_a_full_disk_during_a_build_is_one_line_and_the_old_index_stays(tmp_path
                                                                        tiny_dinov2, clean_nodes):
     """A file-size limit stands in for a full disk: every write past it fails as a full disk's would."""
     out = Path(shutil.copytree(synth_index_dir, tmp_path / "index"))
-    before = (out / "metadata.json").read_bytes()
+    before = (out / "metadata.sqlite").read_bytes()
     args = build_args(out, synth_dataset, tiny_dinov2, "--index-type", "hnsw")  # a changed index: everything rewritten
     code, _, stderr = finish(index_cli(*args, preexec=_file_size_limit(20_000)))
     assert code == 1 and "Traceback" not in stderr, stderr
     assert "Cannot write" in stderr and "File too large" in stderr
-    assert (out / "metadata.json").read_bytes() == before
+    assert (out / "metadata.sqlite").read_bytes() == before
     assert_whole(out, clean_nodes)
 
 

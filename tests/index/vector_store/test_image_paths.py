@@ -1,10 +1,9 @@
 """ImageNodes from a loaded store open from anywhere: their relative ``image_path`` is resolved
-against the store's directory at load, while ``metadata.json`` keeps it relative (the directory
-stays movable); a path leading out of the directory is dropped and logged once."""
+against the store's directory when they are returned, while ``metadata.sqlite`` keeps it relative
+(the directory stays movable); a path leading out of the directory is dropped and logged once."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -18,7 +17,8 @@ from llama_index.core.schema import ImageNode, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
 from PIL import Image
 
-from index.vector_store import METADATA_FILE, FaissNodeStore
+from index.vector_store import FaissNodeStore
+from tests.index.vector_store import metadata_file
 
 DIM = 8
 STORE_LOGGER = "index.vector_store.store"
@@ -36,8 +36,7 @@ def crop(directory: Path, name: str) -> str:
 
 
 def stored_paths(directory: Path) -> dict[str, str | None]:
-    payload = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
-    return {r["node_id"]: r["node"].get("image_path") for r in payload["nodes"].values()}
+    return {node_id: r["node"].get("image_path") for node_id, r in metadata_file.records(directory).items()}
 
 
 @pytest.fixture
@@ -89,12 +88,9 @@ def test_the_directory_stays_movable_and_persists_relative(built, tmp_path):
 def test_paths_leading_out_are_dropped_and_logged_once(built, tmp_path, caplog):
     outside = tmp_path / "secret.jpg"
     Image.new("RGB", (8, 8), "blue").save(outside, "JPEG")
-    payload = json.loads((built / METADATA_FILE).read_text(encoding="utf-8"))
-    by_id = {r["node_id"]: r["node"] for r in payload["nodes"].values()}
-    by_id["img0"]["image_path"] = "../secret.jpg"
+    metadata_file.set_node(built, "img0", image_path="../secret.jpg")
     (built / "crops" / "r-1.jpg").unlink()
     (built / "crops" / "r-1.jpg").symlink_to(outside)  # a crop replaced by a symlink pointing out
-    (built / METADATA_FILE).write_text(json.dumps(payload), encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger=STORE_LOGGER):
         store = FaissNodeStore.from_persist_dir(built)
         nodes = {n.node_id: n for n in store.get_nodes()}

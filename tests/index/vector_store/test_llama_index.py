@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Any
 
@@ -14,6 +13,7 @@ from llama_index.core.schema import BaseNode, ImageNode, TextNode
 from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
 
 from index.vector_store import FaissNodeStore
+from tests.index.vector_store import metadata_file
 from tests.index.vector_store.helpers import OP
 
 
@@ -86,7 +86,7 @@ def test_vector_store_index_retriever_with_filters(tmp_path: Any) -> None:
     storage.persist(persist_dir=str(tmp_path / "storage"))
     assert not (tmp_path / "storage" / "id_map.json").exists()
     store_dir = tmp_path / "storage" / "default__vector_store"
-    assert sorted(os.listdir(store_dir)) == ["faiss.index", "metadata.json"]
+    assert sorted(os.listdir(store_dir)) == ["faiss.index", "metadata.sqlite"]
     loaded_store = FaissNodeStore.from_persist_path(
         str(tmp_path / "storage" / "default__vector_store.json")
     )
@@ -116,9 +116,8 @@ def test_two_stores_in_one_storage_context_do_not_overwrite(tmp_path: Any) -> No
     t = FaissNodeStore.from_persist_path(str(tmp_path / "default__vector_store.json"))
     i = FaissNodeStore.from_persist_path(str(tmp_path / "image__vector_store.json"))
     assert t.node_ids() == ["t"] and i.node_ids() == ["i"]
-    meta = json.loads((tmp_path / "image__vector_store" / "metadata.json").read_text())
-    (record,) = meta["nodes"].values()
-    assert meta["count"] == 1 and record["node_id"] == "i"
+    (record,) = metadata_file.records(tmp_path / "image__vector_store").values()
+    assert metadata_file.header(tmp_path / "image__vector_store")["count"] == 1 and record["node"]["id_"] == "i"
     assert record["node"]["embedding"] is None and record["node"]["text_embedding"] is None
 
 

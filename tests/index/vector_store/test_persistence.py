@@ -26,7 +26,7 @@ def test_persist_load_gives_identical_results(tmp_path: Any, store_data: Any, in
     if index_type == "ivf":
         assert store.index_kind == "ivf"
     store.persist(tmp_path / "vi")
-    assert sorted(os.listdir(tmp_path / "vi")) == ["faiss.index", "metadata.json"]
+    assert sorted(os.listdir(tmp_path / "vi")) == ["faiss.index", "metadata.sqlite"]
     loaded = FaissNodeStore.from_persist_dir(tmp_path / "vi")
     assert loaded.index_kind == store.index_kind and loaded.count() == store.count()
     assert loaded.config.type == index_type
@@ -45,7 +45,7 @@ def test_persist_load_gives_identical_results(tmp_path: Any, store_data: Any, in
 
 
 def test_persist_errors_name_the_file(tmp_path: Any, flat_store: FaissNodeStore) -> None:
-    with pytest.raises(FileNotFoundError, match="metadata.json"):
+    with pytest.raises(FileNotFoundError, match="metadata.sqlite"):
         FaissNodeStore.from_persist_dir(tmp_path / "nothing")
     d = tmp_path / "vi"
     flat_store.persist(d)
@@ -56,8 +56,8 @@ def test_persist_errors_name_the_file(tmp_path: Any, flat_store: FaissNodeStore)
     with pytest.raises(FileNotFoundError, match="faiss.index"):
         FaissNodeStore.from_persist_dir(d)
     flat_store.persist(d)
-    (d / "metadata.json").write_text("{not json")
-    with pytest.raises(VectorStoreFileError, match="metadata.json"):
+    (d / "metadata.sqlite").write_text("{not json")
+    with pytest.raises(VectorStoreFileError, match="metadata.sqlite"):
         FaissNodeStore.from_persist_dir(d)
     # index and metadata from two different persists: detected
     flat_store.persist(d)
