@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from index.batches import ModelLoader, StageClock
-from index.build_pipeline import default_workers, render_and_embed
+from index.build_pipeline import Prefetch, default_workers, render_and_embed
 from index.config import DomainConfig
 from index.dataset.records import ImageRecord, Issue, issue_list
 from index.errors import DamageRagError, resource_error
@@ -183,13 +183,13 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
         model.start()  # loads while the dataset is read (and, for a first build, decoded)
     with clock.stage("scan"):
         scan, crops = plan_dataset(config, limit=limit, seed=seed, images=images)
-    model.shared_imports()
     fresh = not (index_dir / MANIFEST).is_file() and not (staging / MANIFEST).is_file()
-    if info is None and not fresh:
-        info = model.get().info  # an existing index: its fingerprint decides what is reusable
+    if not fresh:
+        model.shared_imports()  # the store needs LlamaIndex now (a fresh build imports it once decoding runs)
+        if info is None:
+            info = model.get().info  # an existing index: its fingerprint decides what is reusable
     base, store, resuming, rebuilt = (None, None, False, None) if fresh else _load_base(index_dir, staging, info.fingerprint, config)
     previous: dict[str, dict[str, Any]] = dict(base["images"]) if base else {}
-    store = store or new_store(config.index, replaces=index_dir)
 
     crops_by_image: dict[str, list[RegionCrop]] = {}
     for crop in crops:
@@ -219,6 +219,14 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
     build_issues: list[Issue] = []
     if not up_to_date:
         model.start()
+        # Decoding starts now, while this thread imports LlamaIndex (GIL-bound, like the model's imports).
+        photos = Prefetch(plan, workers or default_workers(), clock)
+        try:
+            model.shared_imports()
+            store = store or new_store(config.index, replaces=index_dir)
+        except BaseException:
+            photos.close()
+            raise
         if not resuming:
             shutil.rmtree(staging, ignore_errors=True)
         (staging / CROPS).mkdir(parents=True, exist_ok=True)
@@ -246,9 +254,8 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
                                embedder_files=_model_files(config))
 
         try:
-            pipeline = render_and_embed(plan, staging, workers or default_workers(), model, store, config.name,
-                                        max(1, config.embedder.batch_size), clock, build_issues, checkpoint,
-                                        checkpoint_every, progress, started)
+            pipeline = render_and_embed(photos, staging, model, store, config.name, max(1, config.embedder.batch_size),
+                                        clock, build_issues, checkpoint, checkpoint_every, progress, started)
         except Exception:
             if not (staging / MANIFEST).is_file():  # nothing resumable: leave no debris
                 shutil.rmtree(staging, ignore_errors=True)

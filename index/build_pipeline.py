@@ -33,14 +33,37 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-class _Producer:
-    """Decoding and cutting in a thread pool, with the pace it keeps (seconds per photo per thread)."""
+class Prefetch:
+    """Decoding and cutting in a thread pool, in plan order, a bounded window ahead of the consumer.
 
-    def __init__(self, workers: int, clock: StageClock) -> None:
-        self.clock = clock
+    It starts on creation, so a build can decode while its main thread still imports (the
+    imports hold the GIL; the decoders mostly do not need it). ``pace`` is the mean seconds one
+    thread spends decoding and cutting one photo.
+    """
+
+    def __init__(self, plan: Plan, workers: int, clock: StageClock) -> None:
+        self.workers, self.clock = workers, clock
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self.photos = 0
         self.busy = 0.0
+        self.window: deque[tuple[ImageRecord, str, Future]] = deque()
+        self._plan = iter(plan)
+        self.fill()
+
+    def fill(self) -> None:
+        """Keep ``4 × workers`` photos decoding or decoded ahead."""
+        while len(self.window) < 4 * self.workers:
+            nxt = next(self._plan, None)
+            if nxt is None:
+                return
+            record, crops, signature = nxt
+            self.window.append((record, signature, self.submit(record, crops, signature)))
+
+    def close(self) -> None:
+        """Cancel what is not started and wait for the threads."""
+        for _, _, future in self.window:
+            future.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, record: ImageRecord, crops: list[RegionCrop], signature: str) -> Future:
         return self.pool.submit(self._render, record, crops, signature)
@@ -65,16 +88,15 @@ def _write_crops(rendered: list[RenderedCrop], staging: Path, clock: StageClock)
             save_crop(crop, staging)
 
 
-def render_and_embed(plan: Plan, staging: Path, workers: int, model: ModelLoader, store: Any, dataset: str,
+def render_and_embed(photos: Prefetch, staging: Path, model: ModelLoader, store: Any, dataset: str,
                      batch_size: int, clock: StageClock, build_issues: list[Issue],
                      checkpoint: Callable[[list[tuple[str, str, list[str]]], bool], None], checkpoint_every: int,
                      progress: Callable[[int], None] | None, started: float | None = None) -> dict[str, Any]:
     """Decode, cut, write and embed every photo of ``plan``; checkpoint every ``checkpoint_every`` photos.
 
     Args:
-        plan: (record, its crops, its signature) per photo, in order.
+        photos: The photos being decoded and cut (the plan, in order).
         staging: The staging index directory (crop files go to its ``crops/``).
-        workers: Decoding threads.
         model: The embedder, loading or loaded.
         store: The node store the embedded nodes are added to.
         dataset: The dataset name the nodes carry.
@@ -92,15 +114,13 @@ def render_and_embed(plan: Plan, staging: Path, workers: int, model: ModelLoader
         ``embedded_crops`` and ``first_embed_s`` (seconds from ``started`` until the first batch began).
     """
     started = time.perf_counter() if started is None else started
+    workers = photos.workers
     threads = EmbedThreads(workers)
-    producer = _Producer(workers, clock)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-crops")
     # While the model loads, decode further ahead (rendered crops are small: ~4 MB a photo).
     embedder = EmbedWorker(model, store, dataset, batch_size, threads, clock,
-                           limit=lambda: (4 if model.ready() else 16) * workers, produce_pace=producer.pace)
+                           limit=lambda: (4 if model.ready() else 16) * workers, produce_pace=photos.pace)
     writes: deque[Future] = deque()
-    window: deque[tuple[ImageRecord, str, Future]] = deque()
-    queue = iter(plan)
 
     def settle_writes(keep: int) -> None:
         while len(writes) > keep:
@@ -114,15 +134,10 @@ def render_and_embed(plan: Plan, staging: Path, workers: int, model: ModelLoader
     processed = 0
     try:
         while True:
-            while len(window) < 4 * workers:
-                nxt = next(queue, None)
-                if nxt is None:
-                    break
-                record, mine, signature = nxt
-                window.append((record, signature, producer.submit(record, mine, signature)))
-            if not window:
+            photos.fill()
+            if not photos.window:
                 break
-            record, signature, future = window.popleft()
+            record, signature, future = photos.window.popleft()
             result = future.result()
             if isinstance(result, Issue):
                 build_issues.append(result)
@@ -139,9 +154,7 @@ def render_and_embed(plan: Plan, staging: Path, workers: int, model: ModelLoader
         embedder.close()
     finally:
         embedder.abort()
-        for _, _, future in window:
-            future.cancel()
-        producer.pool.shutdown(wait=True, cancel_futures=True)
+        photos.close()
         writer.shutdown(wait=True)
         threads.restore()
     return {

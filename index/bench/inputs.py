@@ -1,4 +1,10 @@
-"""Inputs of the indexing benchmark: the synthetic dataset (cached) and the tiny model."""
+"""Inputs of the indexing benchmark: the synthetic dataset (cached) and the models.
+
+Two models, both randomly initialised from a config and saved like real ones, so they load
+through the same ``from_pretrained(path)`` code as a downloaded model (no weights are fetched):
+the tiny DINOv2 (:func:`ensure_tiny_model`, decoding dominates) and a DINOv2-base-sized one
+(:func:`ensure_base_model`, the real compute cost of the default embedder).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ from typing import Any
 
 COMPLETE_MARKER = ".bench_complete"  # not *.json: the LabelMe adapter must not read it
 MODEL_DIR_NAME = "tiny-dinov2"
+BASE_MODEL_DIR_NAME = "random-dinov2-base"
+#: ``--model-size``: which random model the benchmark embeds with.
+MODEL_SIZES = ("tiny", "base")
 #: Camera-like photos: luminance grain of this standard deviation, saved at this JPEG quality.
 #: Plain synthetic renders are smooth (0.6 MB, ~28 ms to decode); real 12 MP photos are 3-6 MB
 #: and decode ~3x slower, and the issue's targets are relative to that decode cost.
@@ -77,3 +86,32 @@ def ensure_tiny_model(path: Path) -> Path:
     from index.embedders.tiny import save_tiny_dinov2
 
     return save_tiny_dinov2(path)
+
+
+def ensure_base_model(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised DINOv2 the size of ``facebook/dinov2-base``; reused when present.
+
+    The architecture (768-d, 12 layers, 12 heads, patch 14, 518 px position grid, 86 M
+    parameters) and the image processor (shortest edge 256, centre crop 224, bicubic, ImageNet
+    mean and std) are those of the real model, so a forward pass costs what the real one costs;
+    the weights are random, so the vectors mean nothing.
+    """
+    if (path / "config.json").is_file() and (path / "preprocessor_config.json").is_file() and any(path.glob("*.safetensors")):
+        return path
+    import shutil
+
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    torch.manual_seed(seed)
+    config = Dinov2Config(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, mlp_ratio=4,
+                          patch_size=14, image_size=518, layerscale_value=1.0)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    Dinov2Model(config).save_pretrained(tmp)
+    BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, resample=3,
+                      do_center_crop=True, image_mean=[0.485, 0.456, 0.406],
+                      image_std=[0.229, 0.224, 0.225]).save_pretrained(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.replace(path)
+    return path

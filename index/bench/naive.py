@@ -10,15 +10,19 @@ import time
 from typing import Any
 
 
-def naive_baseline(config_path: str, dataset: str, model: str, photos: int) -> dict[str, Any]:
-    """Full decode of the photo for each crop, cut, embed one crop at a time; no crop files."""
+def naive_baseline(config_path: str, dataset: str, model: str, photos: int,
+                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Full decode of the photo for each crop, cut, embed one crop at a time; no crop files.
+
+    ``overrides`` are further config overrides (``embedder.device``).
+    """
     from index.config import apply_overrides, load_config
     from index.embedders import load_embedder
     from index.imaging.decode import decode_image
     from index.imaging.drawing import cut_crop
     from index.inspection import plan_dataset
 
-    config = apply_overrides(load_config(config_path), {"dataset.root": dataset, "embedder.model": model})
+    config = apply_overrides(load_config(config_path), {"dataset.root": dataset, "embedder.model": model, **(overrides or {})})
     scan, crops = plan_dataset(config)
     by_image: dict[str, list[Any]] = {}
     for crop in crops:

@@ -1,4 +1,5 @@
-"""``python -m index bench``: indexing throughput and memory against a naive baseline and the decode floor;
+"""``python -m index bench``: indexing throughput and memory beside the decode and embedder floors, LlamaIndex's
+own ingestion and a naive baseline;
 ``python -m index bench-store``: add time and query latency of the FAISS node store."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from typing import Any
 
 from index.bench import (
     DEFAULT_WORKDIR,
+    DEVICES,
+    MODEL_SIZES,
     STORE_TYPES,
     BenchOptions,
     StoreBenchOptions,
@@ -31,8 +34,9 @@ def register(sub: Any) -> None:
 
 
 def _register_bench(sub: Any) -> None:
-    parser = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs naive baseline vs decode floor.",
-                            example="python -m index bench --n 50 --naive-n 5")
+    parser = sub.add_parser("bench", help="Indexing speed and memory: pipeline vs its decode and embedder floors, "
+                                          "LlamaIndex's ingestion and a naive baseline.",
+                            example="python -m index bench --n 100; python -m index bench --n 20 --model-size base --naive-n 3")
     parser.add_argument("--n", type=int, default=_DEFAULTS.n,
                         help="Number of synthetic photos (default %(default)s; the issue's memory target is for 500).")
     parser.add_argument("--size", default=_DEFAULTS.size, help="Photo size WIDTHxHEIGHT (default %(default)s).")
@@ -53,6 +57,17 @@ def _register_bench(sub: Any) -> None:
     parser.add_argument("--quality", type=int, default=_DEFAULTS.quality,
                         help="JPEG quality of the synthetic photos (default %(default)s).")
     parser.add_argument("--workers", type=int, help="Decoding threads of the build (default: CPU cores).")
+    parser.add_argument("--model-size", choices=MODEL_SIZES, default=_DEFAULTS.model_size,
+                        help="Random model to embed with when --embedder is not given: 'tiny' (decoding dominates) or "
+                             "'base' (DINOv2-base-sized, 86 M parameters: the real compute cost; no weights are "
+                             "downloaded) (default %(default)s).")
+    parser.add_argument("--device", choices=DEVICES, default=_DEFAULTS.device,
+                        help="embedder.device for every run (default %(default)s; 'cuda' on a GPU machine, half precision there).")
+    parser.add_argument("--batch-size", type=int, help="embedder.batch_size for every run (default: the config's).")
+    parser.add_argument("--peer-n", type=int,
+                        help="Photos LlamaIndex's own ingestion runs on (default: all --n; 0 skips it).")
+    parser.add_argument("--embed-photos", type=int, default=_DEFAULTS.embed_photos,
+                        help="Photos whose pre-cut crops time the embedder alone (default %(default)s).")
     parser.add_argument("--keep-index", action="store_true", help="Keep the benchmark's index directory.")
     parser.add_argument("--timeout", type=float, default=_DEFAULTS.timeout,
                         help="Seconds after which a child process is killed (default %(default)s).")
@@ -85,6 +100,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         n=args.n, size=args.size, naive_n=args.naive_n, reference_photos=args.reference_photos,
         workdir=args.workdir, config=args.config, model=args.embedder, seed=args.seed, grain=args.grain,
         quality=args.quality, workers=args.workers, keep_index=args.keep_index, timeout=args.timeout,
+        model_size=args.model_size, device=args.device, batch_size=args.batch_size, peer_n=args.peer_n,
+        embed_photos=args.embed_photos,
     )
 
 

@@ -6,19 +6,21 @@ import json
 
 import pytest
 
-from index.bench import format_table, run_benchmark
+from index.bench import BenchError, format_table, run_benchmark
 from index.cli import build_parser
 from index.cli.bench import options_from_args
 
-KEYS = ("pipeline_images_per_s", "naive_images_per_s", "decode_floor_images_per_s", "peak_rss_mb",
-        "first_build_s", "rerun_s")
+KEYS = ("pipeline_images_per_s", "pipeline_own_images_per_s", "naive_images_per_s", "decode_floor_images_per_s",
+        "peak_rss_mb", "first_build_s", "rerun_s")
 TARGETS = ("speedup_vs_naive", "fraction_of_decode_floor", "peak_rss_mb", "rerun_fraction")
+STAGES = ("scan", "model_load", "decode", "cut", "embed", "write_crops", "write_index")
 
 
 @pytest.mark.slow
 def test_benchmark_end_to_end(tmp_path, tiny_dinov2):
     args = build_parser().parse_args(["bench", "--n", "3", "--size", "800x600", "--naive-n", "2", "--reference-photos", "2",
-                              "--workdir", str(tmp_path), "--model", str(tiny_dinov2), "--json"])
+                                      "--embed-photos", "1", "--workdir", str(tmp_path), "--model", str(tiny_dinov2),
+                                      "--batch-size", "4", "--json"])
     stages: list[str] = []
     result = run_benchmark(options_from_args(args), progress=stages.append)
 
@@ -29,6 +31,16 @@ def test_benchmark_end_to_end(tmp_path, tiny_dinov2):
     assert result["naive_photos"] == 2 and result["naive_crops"] >= 2
     assert result["rerun_up_to_date"] is True
     assert result["images_indexed"] >= 1 and result["nodes"] >= result["images_indexed"]
+    # the build's own stages, and what its threads did
+    assert set(STAGES) <= set(result["stages"]) and all(v >= 0 for v in result["stages"].values())
+    assert result["pipeline"]["bottleneck"] in ("decode", "embed")
+    assert result["pipeline"]["embedded_crops"] == result["nodes"]
+    # the embedder alone, and LlamaIndex's own ingestion over the same photos with the same embedder
+    assert result["embedder_floor"]["crops"] >= 1 and result["embedder_floor"]["crops_per_s"] > 0
+    assert result["embedder_floor"]["batch_size"] == 4
+    peer = result["peer"]
+    assert peer["photos"] == result["images_indexed"] and peer["vectors"] == peer["photos"]
+    assert peer["images_per_s"] > 0 and result["pipeline_vs_peer"] > 0
     assert set(TARGETS) <= set(result["targets"])
     for target in result["targets"].values():
         assert {"value", "target", "pass"} <= set(target)
@@ -40,7 +52,8 @@ def test_benchmark_end_to_end(tmp_path, tiny_dinov2):
     assert not (tmp_path / "index_3_800x600").exists()
 
     table = format_table(result)
-    assert "pipeline" in table and "naive" in table and "decode floor" in table
+    for row in ("pipeline", "naive", "decode-only floor", "embedder alone", "LlamaIndex peer", "stages"):
+        assert row in table, row
     assert table.count("PASS") + table.count("MISS") == len(result["targets"])
     assert len(table.splitlines()) <= 30
 
@@ -58,3 +71,23 @@ def test_dataset_is_reused(tmp_path):
 def test_unknown_parameter_is_refused():
     with pytest.raises(TypeError):
         run_benchmark(nonsense=1)
+
+
+def test_model_size_and_device_flags():
+    args = build_parser().parse_args(["bench", "--model-size", "base", "--device", "cuda", "--peer-n", "0"])
+    options = options_from_args(args)
+    assert (options.model_size, options.device, options.peer_n) == ("base", "cuda", 0)
+    for bad in (["--model-size", "huge"], ["--device", "tpu"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["bench", *bad])
+    with pytest.raises(BenchError, match="model-size"):
+        run_benchmark(model_size="huge")
+
+
+def test_cuda_without_a_gpu_is_one_sentence_before_any_work(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(BenchError, match="--device cuda: .*no CUDA GPU"):
+        run_benchmark(device="cuda", workdir=tmp_path, n=2)
+    assert not any(tmp_path.iterdir())  # refused before the dataset was written
