@@ -20,6 +20,7 @@ import asyncio
 import base64
 import logging
 import math
+import os
 import re
 import statistics
 import subprocess
@@ -317,7 +318,9 @@ def run_service_benchmark(requests: int = 50, concurrency: int = 4, mode: str = 
     with FakeOpenAIServer() as fake:
         fake.responder = echo_responder
         say("starting python -m agent serve")
-        with ServiceProcess(config_path, index_dir, fake.base_url, work / "traces", work / "service.log") as service:
+        env = {k: v for k, v in os.environ.items() if k != load_config(config_path).service.api_key_env}  # no token
+        with ServiceProcess(config_path, index_dir, fake.base_url, work / "traces", work / "service.log",
+                            env=env) as service:
             say(f"{requests} requests at once to {service.base_url}, then {sequential} one at a time")
             load, wall, alone = asyncio.run(_service_load(service.base_url, photos, requests, sequential, mode))
         say("the same questions asked of the engine in-process")
