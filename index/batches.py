@@ -125,13 +125,13 @@ class EmbedThreads:
 
     def apply(self, threads: int | None = None) -> None:
         """Set torch's threads (to ``threads``, default the decoders' leftover), when the embedder runs on torch."""
+        if threads is not None:
+            self.threads = threads
         torch = sys.modules.get("torch")
         if torch is None:
             return
         if self.previous is None:
             self.previous = torch.get_num_threads()
-        if threads is not None:
-            self.threads = threads
         torch.set_num_threads(self.threads)
 
     def decide(self, embed_s_per_crop: float, crops_per_photo: float, produce_s_per_photo: float) -> None:
@@ -216,7 +216,9 @@ class EmbedWorker:
             self._queue.clear()
             self._closed = self._aborted = True
             self._cond.notify_all()
-        self._thread.join()
+        # A forward pass under way is not waited for long (a real-size model's batch takes
+        # seconds on a CPU): the thread stops after it and nothing after an error is persisted.
+        self._thread.join(timeout=1.0)
 
     def _raise(self) -> None:
         if self._error is not None:

@@ -178,3 +178,116 @@ def test_build_of_one_side_of_a_split_indexes_only_those_photos(config, tmp_path
     index = DamageIndex.open(out)
     assert {n.metadata["image_id"] for n in index.store.get_nodes()} == set(train)
     assert build_index(config, index_dir=out, images=train)["up_to_date"]
+
+
+def test_report_gives_each_stage_and_the_bottleneck(config, tmp_path):
+    report = build_index(config, index_dir=tmp_path / "index", workers=2)
+    stages = report["stages"]
+    for stage in ("scan", "model_load", "decode", "cut", "embed", "write_crops", "write_index"):
+        assert stages[stage] >= 0, stage
+    assert stages["decode"] > 0 and stages["embed"] > 0
+    pipeline = report["pipeline"]
+    assert pipeline["embedded_crops"] == report["vectors"] and pipeline["decode_workers"] == 2
+    assert pipeline["bottleneck"] in ("decode", "embed") and pipeline["torch_threads"] >= 1
+    assert 0 <= pipeline["first_embed_s"] <= report["seconds"]
+    assert build_index(config, index_dir=tmp_path / "index")["pipeline"] is None  # up to date: nothing ran
+
+
+# ---- the embed thread, alone (no model: a scripted embedder) ---------------------------------
+
+class _Node:
+    def __init__(self, node_id: str) -> None:
+        self.node_id, self.embedding = node_id, None
+
+
+class _Crop:
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+
+    def to_image_node(self, dataset, image_path):
+        return _Node(self.node_id)
+
+
+class _Rendered:
+    def __init__(self, node_id: str) -> None:
+        self.crop, self.image, self.relative_path = _Crop(node_id), object(), f"crops/{node_id}.jpg"
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.nodes: list = []
+
+    def add(self, nodes) -> None:
+        self.nodes += nodes
+
+
+class _GatedEmbedder:
+    """Blocks every forward pass until released; fails if told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        import threading
+
+        self.gate, self.fail, self.calls = threading.Event(), fail, 0
+
+    def embed_images(self, images):
+        self.calls += 1
+        assert self.gate.wait(10)
+        if self.fail:
+            raise RuntimeError("out of memory")
+        return np.ones((len(images), 4), dtype=np.float32)
+
+
+def _worker(embedder, store, limit=2, batch_size=2):
+    from index.batches import EmbedThreads, EmbedWorker, ModelLoader, StageClock
+
+    model = ModelLoader(config=None, embedder=embedder)
+    threads = EmbedThreads(workers=1)
+    threads.bottleneck = "decode"  # no probe: every call is one batch
+    return EmbedWorker(model, store, "ds", batch_size, threads, StageClock(), limit=lambda: limit, produce_pace=lambda: 0.1)
+
+
+def test_embed_queue_is_bounded_and_drains_everything_in_order():
+    import threading
+
+    embedder, store = _GatedEmbedder(), _Store()
+    worker = _worker(embedder, store, limit=2, batch_size=2)
+    for i in range(3):  # one batch taken by the thread (blocked in the model), two queued: full
+        worker.put(f"p{i}", "sig", [_Rendered(f"p{i}-a"), _Rendered(f"p{i}-b")])
+    blocked = threading.Thread(target=worker.put, args=("p3", "sig", [_Rendered("p3-a")]))
+    blocked.start()
+    blocked.join(0.5)
+    assert blocked.is_alive()  # the producer waits for the embedder: memory stays bounded
+    embedder.gate.set()
+    blocked.join(10)
+    done = worker.drain()
+    worker.close()
+    assert [image_id for image_id, _, _ in done] == ["p0", "p1", "p2", "p3"]
+    assert [n.node_id for n in store.nodes] == ["p0-a", "p0-b", "p1-a", "p1-b", "p2-a", "p2-b", "p3-a"]
+    assert all(n.embedding == [1.0] * 4 for n in store.nodes)
+
+
+def test_embed_thread_error_reaches_the_producer():
+    embedder, store = _GatedEmbedder(fail=True), _Store()
+    worker = _worker(embedder, store, batch_size=1)
+    worker.put("p0", "sig", [_Rendered("p0-a")])
+    embedder.gate.set()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        worker.drain()
+    worker.abort()
+    assert store.nodes == []
+
+
+def test_torch_gets_every_core_only_when_the_model_is_the_bottleneck():
+    import os
+
+    from index.batches import EmbedThreads
+
+    cores = os.cpu_count() or 1
+    heavy = EmbedThreads(workers=2)
+    heavy.decide(embed_s_per_crop=1.4, crops_per_photo=4, produce_s_per_photo=0.15)  # DINOv2-base on a CPU
+    assert (heavy.bottleneck, heavy.threads) == ("embed", cores)
+    tiny = EmbedThreads(workers=2)
+    tiny.decide(embed_s_per_crop=0.004, crops_per_photo=4, produce_s_per_photo=0.15)
+    assert (tiny.bottleneck, tiny.threads) == ("decode", max(1, cores - 2))
+    for threads in (heavy, tiny):
+        threads.restore()
