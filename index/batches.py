@@ -24,6 +24,24 @@ from index.regions.cut import RenderedCrop
 
 logger = logging.getLogger(__name__)
 
+#: Crops per forward pass on a CUDA GPU when ``embedder.batch_size`` is not set: a GPU needs
+#: larger batches than a CPU to stay busy (the CPU default, 16, already saturates a CPU).
+GPU_BATCH_SIZE = 64
+
+
+def batch_size_for_device(config: Any, cuda: bool) -> Any:
+    """``config`` (an ``EmbedderConfig``) with batches sized for the device it will run on.
+
+    An explicitly configured ``batch_size`` is kept; otherwise a local model that will run on
+    CUDA (``device`` auto or cuda, a GPU present) gets :data:`GPU_BATCH_SIZE`. Half precision on
+    the GPU is the embedder's own choice (``half_precision_on_gpu``).
+    """
+    if "batch_size" in config.model_fields_set or config.backend != "local" or not cuda:
+        return config
+    if config.device not in ("auto", "cuda"):
+        return config
+    return config.model_copy(update={"batch_size": max(config.batch_size, GPU_BATCH_SIZE)})
+
 
 class StageClock:
     """Seconds per stage of a build, added up over every thread that ran the stage."""
@@ -85,13 +103,16 @@ class ModelLoader:
 
     def _load(self) -> Any:
         with self.clock.stage("model_load"):
-            if self.config.embedder.backend == "local":
-                import torch  # noqa: F401  (while the main thread imports LlamaIndex)
+            config = self.config.embedder
+            if config.backend == "local":
+                import torch  # (while the main thread imports LlamaIndex)
+
+                config = batch_size_for_device(config, torch.cuda.is_available())
             if not self._shared.wait(timeout=600):
                 logger.warning("the build's main thread did not import LlamaIndex; loading the embedder anyway")
             from index.embedders import load_embedder
 
-            return load_embedder(self.config.embedder)
+            return load_embedder(config)
 
     def ready(self) -> bool:
         """Whether the embedder is loaded (or failed to)."""
@@ -271,6 +292,7 @@ class EmbedWorker:
                 with self.clock.stage("embed_waits_for_model"):
                     embedder = self.model.get()
             embedder = self.model.get()
+            self.batch_size = getattr(getattr(embedder, "embedder_config", None), "batch_size", self.batch_size)
             with self.clock.stage("embed"):
                 vectors = self._vectors(embedder, batch, len(head))
             with self.clock.stage("store_add"):

@@ -291,3 +291,13 @@ def test_torch_gets_every_core_only_when_the_model_is_the_bottleneck():
     assert (tiny.bottleneck, tiny.threads) == ("decode", max(1, cores - 2))
     for threads in (heavy, tiny):
         threads.restore()
+
+
+def test_batches_are_sized_for_a_gpu_unless_configured():
+    from index.batches import GPU_BATCH_SIZE, batch_size_for_device
+
+    default = EmbedderConfig(model="m")
+    assert batch_size_for_device(default, cuda=True).batch_size == GPU_BATCH_SIZE
+    assert batch_size_for_device(default, cuda=False) is default
+    for kept in (EmbedderConfig(model="m", batch_size=8), EmbedderConfig(model="m", device="cpu")):
+        assert batch_size_for_device(kept, cuda=True) is kept
