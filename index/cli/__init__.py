@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from index.cli import bench, dataset, evaluation, vectors
 from index.console import command_parser, run_cli
 
 __all__ = ["build_parser", "main"]
@@ -16,6 +15,10 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m index``."""
+    # Imported here, not above: ``agent``'s commands import index.cli.common, and should not
+    # pay for every offline command's modules.
+    from index.cli import bench, dataset, evaluation, vectors
+
     return command_parser(
         "python -m index",
         "Offline side: inspect a labelled dataset (or synthesise one), build and search its vector index, "
