@@ -38,6 +38,7 @@ def test_chat_answers_with_retrieved_examples_usage_and_trace(client, service, c
         model="damage-rag:rag", messages=[user_message("¿Tiene rayones en el capó?", data_uri(photo))],
         response_format={"type": "json_object"})
     completion = raw.parse()
+    assert UPSTREAM_KEY not in raw.http_response.text
     trace_id = raw.headers["x-trace-id"]
     report = json.loads(completion.choices[0].message.content)
     assert completion.object == "chat.completion" and completion.model == "damage-rag:rag"

@@ -104,3 +104,32 @@ def test_request_values_never_become_paths_or_fetches():
     wrapped = base64.encodebytes(b"\x89PNG" * 50).decode()  # MIME-style lines
     assert decode_image_field(wrapped) == b"\x89PNG" * 50
     assert decode_image_field("data:image/png;base64," + base64.b64encode(b"abc").decode()) == b"abc"
+
+
+def _app(tmp_path, **overrides):
+    from fastapi.testclient import TestClient
+
+    from agent.engine import DamageQueryEngine
+    from agent.service import create_app
+    from index.config import apply_overrides, load_config
+    from tests.fixtures.paths import VEHICLE_CONFIG
+
+    config = apply_overrides(load_config(VEHICLE_CONFIG), {
+        "model.api_base": "http://127.0.0.1:9/v1", "agent.traces_dir": str(tmp_path / "traces"), **overrides})
+    return TestClient(create_app(DamageQueryEngine(config, index_dir=tmp_path / "no-index")))
+
+
+def test_readyz_says_in_one_line_why_not(tmp_path):
+    import time
+
+    with _app(tmp_path) as client:  # agentic: the index is needed, and there is none
+        assert client.get("/healthz").status_code == 200
+        deadline = time.monotonic() + 30
+        while "still loading" in (message := client.get("/readyz").json()["error"]["message"]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "no-index" in message and "\n" not in message
+    with _app(tmp_path, **{"agent.mode": "zero-shot"}) as client:  # no index needed; nothing listens on port 9
+        response = client.get("/readyz")
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        assert "http://127.0.0.1:9/v1 is unreachable" in response.json()["error"]["message"]
