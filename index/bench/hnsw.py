@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ import numpy as np
 
 from index.bench.clustered_vectors import ClusteredVectors, Distribution, chunk_bounds, recall_at_k
 from index.bench.errors import BenchError
+from index.bench.vector_store import timed
 from index.vector_store.config import VectorIndexConfig
 
 logger = logging.getLogger(__name__)
@@ -143,18 +143,18 @@ def _fill(backend: Any, data: ClusteredVectors, o: HnswBenchOptions, name: str,
 
 
 def _time_queries(backend: Any, queries: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-    """One ``FaissBackend.search`` per query row: the ids found and p50/p95/mean latency (ms)."""
+    """One ``FaissBackend.search`` per query row: the ids found and p50/p95 latency (ms)."""
     backend.search(queries[:1], K)  # warm-up
     found = np.full((len(queries), K), -1, dtype=np.int64)
-    times = []
-    for row in range(len(queries)):
-        t0 = time.perf_counter()
+    rows = iter(range(len(queries)))
+
+    def one() -> None:
+        row = next(rows)
         _, ids = backend.search(queries[row : row + 1], K)
-        times.append((time.perf_counter() - t0) * 1000)
         found[row, : len(ids)] = ids
-    times.sort()
-    return found, {"p50_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(0.95 * len(times)))],
-                   "mean_ms": statistics.fmean(times)}
+
+    p50, p95 = timed(one, len(queries))
+    return found, {"p50_ms": p50, "p95_ms": p95}
 
 
 def run_hnsw_benchmark(options: HnswBenchOptions | None = None,
@@ -164,9 +164,9 @@ def run_hnsw_benchmark(options: HnswBenchOptions | None = None,
     Returns:
         A JSON-ready mapping: the options, ``data`` (what the vectors are), ``faiss_version``,
         ``threads``, ``load_avg`` before and after, ``flat`` and ``hnsw`` (build wall/CPU seconds,
-        RSS growth, index bytes), ``flat_query`` (p50/p95/mean ms, recall of the timed queries),
-        ``hnsw_query`` (one row per ef_search: p50/p95/mean ms, recall@10), ``peak_rss_bytes``
-        and ``meets_targets`` (the smallest ef_search meeting both targets, or None).
+        RSS growth, index bytes), ``flat_query`` (p50/p95 ms, recall of the timed queries),
+        ``hnsw_query`` (one row per ef_search: p50/p95 ms, recall@10), ``peak_rss_bytes``,
+        ``peak_rss_after`` (the peak so far after each phase) and ``meets_targets`` (the smallest ef_search meeting both targets, or None).
     """
     import faiss
     import psutil
@@ -194,15 +194,18 @@ def run_hnsw_benchmark(options: HnswBenchOptions | None = None,
 
     flat = FaissBackend(VectorIndexConfig(type="flat", search_threads=o.search_threads), o.dim)
     flat_build = _fill(flat, data, o, "flat", say)
+    peaks = {"flat_build": peak_rss_bytes()}
     say(f"exact top-{K} of {o.queries:,} queries (batched, {threads} threads)")
     t0 = time.perf_counter()
     _, truth = flat.index.search(queries, K)
     truth_s = time.perf_counter() - t0
+    peaks["exact_topk"] = peak_rss_bytes()
     timed = queries[: min(o.flat_queries, o.queries)]
     say(f"timing flat: {len(timed):,} single queries")
     flat_found, flat_query = _time_queries(flat, timed)
     flat_query["recall"] = recall_at_k(flat_found, truth[: len(timed)], K)
     flat_query["queries"] = len(timed)
+    peaks["flat_queries"] = peak_rss_bytes()
     del flat, flat_found
     gc.collect()
 
@@ -210,6 +213,7 @@ def run_hnsw_benchmark(options: HnswBenchOptions | None = None,
                                hnsw_ef_search=o.ef_search[0], search_threads=o.search_threads)
     hnsw = FaissBackend(config, o.dim)
     hnsw_build = _fill(hnsw, data, o, f"hnsw M={o.m} efC={o.ef_construction}", say)
+    peaks["hnsw_build"] = peak_rss_bytes()
     rows = []
     for ef in o.ef_search:
         hnsw.config = config.model_copy(update={"hnsw_ef_search": ef})
@@ -223,7 +227,7 @@ def run_hnsw_benchmark(options: HnswBenchOptions | None = None,
         "faiss_version": faiss.__version__, "threads": threads, "cpu_count": os.cpu_count(),
         "load_avg_before": round(load_before[0], 2), "load_avg_after": round(os.getloadavg()[0], 2),
         "flat": flat_build, "exact_topk_s": truth_s, "flat_query": flat_query, "hnsw": hnsw_build,
-        "hnsw_query": rows, "peak_rss_bytes": peak_rss_bytes(),
+        "hnsw_query": rows, "peak_rss_bytes": peak_rss_bytes(), "peak_rss_after": peaks,
         "targets": {"p50_ms": TARGET_P50_MS, "recall": TARGET_RECALL},
         "meets_targets": meets[0]["ef_search"] if meets else None,
     }
@@ -241,6 +245,7 @@ def _mb(value: float) -> str:
 def format_hnsw_table(result: dict[str, Any]) -> str:
     """Flat and HNSW side by side: build, memory, p50/p95, speed-up and recall@10, then targets."""
     fb, hb, fq = result["flat"], result["hnsw"], result["flat_query"]
+    peaks = result.get("peak_rss_after") or {}
     default_ef = _DEFAULTS.hnsw_ef_search
     head = (f"{'index':<34} {'build s':>9} {'cpu s':>8} {'RSS growth':>11} {'index size':>11} "
             f"{'p50 ms':>8} {'p95 ms':>8} {'vs flat':>8} {'recall@10':>9}")
@@ -269,9 +274,14 @@ def format_hnsw_table(result: dict[str, Any]) -> str:
     lines.append(f"* build s = wall seconds of the adds ({hb['build_s'] and result['n'] / hb['build_s']:,.0f} "
                  f"vectors/s for hnsw), cpu s = this process's CPU seconds; exact top-{result['k']} of "
                  f"{result['queries']:,} queries took {result['exact_topk_s']:.1f} s batched; flat timed on "
-                 f"{fq['queries']:,} of them; peak RSS {_mb(result['peak_rss_bytes'])}")
-    lines.append("* synthetic clustered vectors are easier for ANN than uniform random ones and roughly like real "
-                 "embeddings; recall on your own vectors may differ: rerun with their size")
+                 f"{fq['queries']:,} of them; peak RSS {_mb(result['peak_rss_bytes'])}"
+                 + (f" ({_mb(peaks['flat_build'])} by the end of the flat build)" if peaks else ""))
+    if result["distribution"] == "clustered":
+        lines.append("* clustered synthetic vectors stand in for real embeddings (uniform random ones in high "
+                     "dimension are far harder for ANN, --distribution isotropic); recall on your own vectors "
+                     "may differ")
+    else:
+        lines.append("* isotropic vectors are the ANN worst case, far harder than real embeddings")
     return "\n".join(lines)
 
 

@@ -69,6 +69,9 @@ def test_main_json_result_has_every_figure(capsys):
         assert result[part]["build_s"] > 0 and result[part]["index_bytes"] >= 2000 * 32 * 4, part
     assert result["hnsw"]["index_bytes"] > result["flat"]["index_bytes"]  # the graph's links
     assert [row["ef_search"] for row in result["hnsw_query"]] == [8, 64]
+    peaks = result["peak_rss_after"]
+    assert list(peaks) == ["flat_build", "exact_topk", "flat_queries", "hnsw_build"]
+    assert 0 < peaks["flat_build"] <= peaks["hnsw_build"] <= result["peak_rss_bytes"]
     for row in [result["flat_query"], *result["hnsw_query"]]:
         assert 0 < row["p50_ms"] <= row["p95_ms"] and 0.0 <= row["recall"] <= 1.0
     assert result["hnsw_query"][1]["recall"] >= result["hnsw_query"][0]["recall"]
