@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from index.bench import BenchError
 from index.bench.clustered_vectors import ClusteredVectors, chunk_bounds, recall_at_k
 from index.bench.hnsw import HnswBenchOptions, format_hnsw_table, main
 
@@ -81,7 +82,7 @@ def test_main_json_result_has_every_figure(capsys):
 def test_bad_options_are_one_line_and_exit_2(capsys):
     assert main(["--n", "5"]) == 2
     assert capsys.readouterr().err.strip() == "python -m index.bench.hnsw: --n must be at least 10 (recall@10)"
-    with pytest.raises(Exception, match="ef-search"):
+    with pytest.raises(BenchError, match="ef-search"):
         HnswBenchOptions(ef_search=())
     assert main(["--n", "100000000000", "--dim", "768"]) == 2
     assert "GB is available" in capsys.readouterr().err
