@@ -184,10 +184,9 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
     with clock.stage("scan"):
         scan, crops = plan_dataset(config, limit=limit, seed=seed, images=images)
     fresh = not (index_dir / MANIFEST).is_file() and not (staging / MANIFEST).is_file()
-    if not fresh:
-        model.shared_imports()  # the store needs LlamaIndex now (a fresh build imports it once decoding runs)
-        if info is None:
-            info = model.get().info  # an existing index: its fingerprint decides what is reusable
+    if not fresh and info is None:
+        model.shared_imports()  # before waiting for the loader (a fresh build imports it once decoding runs)
+        info = model.get().info  # an existing index: its fingerprint decides what is reusable
     base, store, resuming, rebuilt = (None, None, False, None) if fresh else _load_base(index_dir, staging, info.fingerprint, config)
     previous: dict[str, dict[str, Any]] = dict(base["images"]) if base else {}
 

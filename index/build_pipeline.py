@@ -26,6 +26,8 @@ from index.regions.cut import RenderedCrop, render_photo, save_crop
 from index.regions.plan import RegionCrop
 
 Plan = list[tuple[ImageRecord, list[RegionCrop], str]]
+#: Photos whose crops may wait for the embedder while it is still loading (~5 MB each).
+LOADING_DEPTH = 64
 
 
 def default_workers() -> int:
@@ -117,9 +119,11 @@ def render_and_embed(photos: Prefetch, staging: Path, model: ModelLoader, store:
     workers = photos.workers
     threads = EmbedThreads(workers)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-crops")
-    # While the model loads, decode further ahead (rendered crops are small: ~4 MB a photo).
+    # While the model loads, decode further ahead: a photo's crops take ~5 MB, and loading a
+    # model (imports included) takes as long as decoding dozens of photos on a small CPU.
     embedder = EmbedWorker(model, store, dataset, batch_size, threads, clock,
-                           limit=lambda: (4 if model.ready() else 16) * workers, produce_pace=photos.pace)
+                           limit=lambda: 4 * workers if model.ready() else max(16 * workers, LOADING_DEPTH),
+                           produce_pace=photos.pace)
     writes: deque[Future] = deque()
 
     def settle_writes(keep: int) -> None:
