@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException
 
 from agent.service import examples, inspect, openai_door, traces
 from agent.service.auth import BearerToken
@@ -97,10 +96,15 @@ def create_app(engine: Any) -> FastAPI:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, _validation_line(exc), code="invalid_request", api_key_env=secret_env)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        message = f"No route {request.method} {request.url.path}." if exc.status_code in (404, 405) else str(exc.detail)
-        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None), api_key_env=secret_env)
+    async def no_route(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 404)
+        detail = getattr(exc, "detail", None)
+        message = detail if detail and detail not in ("Not Found", "Method Not Allowed") else \
+            f"No route {request.method} {request.url.path}."
+        return error_response(status, str(message), headers=getattr(exc, "headers", None), api_key_env=secret_env)
+
+    app.add_exception_handler(404, no_route)  # Starlette's own 404 / 405 (no route), and ours
+    app.add_exception_handler(405, no_route)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

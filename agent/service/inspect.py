@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import python_multipart  # noqa: F401 - Starlette parses the uploads with it: a missing install fails at start
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -67,11 +68,9 @@ def checked_question(question: Any) -> str:
 
 
 async def _form_request(request: Request) -> tuple[bytes, dict[str, Any]]:
-    from starlette.datastructures import UploadFile
-
     form = await request.form()
     photo = form.get("photo")
-    if not isinstance(photo, UploadFile):
+    if isinstance(photo, str) or not hasattr(photo, "read"):  # absent, or a text field, not a file
         raise ServiceError(400, "The request has no photo: send the file as the multipart field 'photo'.",
                            code="missing_photo", param="photo")
     data = await photo.read()
