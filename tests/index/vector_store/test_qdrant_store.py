@@ -159,3 +159,26 @@ def test_config_names_what_the_qdrant_backend_needs() -> None:
         VectorIndexConfig(backend="qdrant", type="ivf", qdrant=QdrantConfig(url="http://localhost:6333"))
     with pytest.raises(ValueError, match="not both"):
         QdrantConfig(path="q", url="http://localhost:6333")
+
+
+def test_inside_llama_index_with_filters() -> None:
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import ImageNode
+
+    from tests.fixtures.vector_store import qdrant_memory_store
+    from tests.index.vector_store.test_llama_index import KeyedEmbedding
+
+    embed, query = KeyedEmbedding(embed_dim=16), "dent on the rear door"
+    rng = np.random.default_rng(13)
+    nodes = [ImageNode(id_=f"img{i}", image_path=f"/cars/{i}.jpg", metadata={"kind": "image", "labels": ["dent"] if i % 2
+                       else ["scratch"]}, embedding=(embed.vector(query) + rng.normal(0, 0.05, 16)).tolist() if i == 3
+                       else rng.standard_normal(16).tolist()) for i in range(6)]
+    nodes.append(TextNode(id_="txt0", text="note", metadata={"kind": "region"}, embedding=embed.vector(query)))
+    store = qdrant_memory_store()
+    index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed)
+    assert [r.node.node_id for r in index.as_retriever(similarity_top_k=1).retrieve(query)] == ["txt0"]
+    dent = MetadataFilters(filters=[MetadataFilter(key="kind", value="image"),
+                                    MetadataFilter(key="labels", value="dent", operator="contains")])
+    got = index.as_retriever(similarity_top_k=10, filters=dent).retrieve(query)
+    assert [r.node.node_id for r in got][0] == "img3" and {r.node.node_id for r in got} == {"img1", "img3", "img5"}
+    assert all(isinstance(r.node, ImageNode) and r.node.image_path for r in got)
