@@ -30,18 +30,7 @@ from index.bench.cpu_watch import CpuPhase, CpuWatch
 from index.bench.decode_floor import ReusedImageMemory, decode_floor, decode_reference, warm_cache
 from index.bench.embed_floor import embedder_throughput
 from index.bench.errors import BenchError
-from index.bench.indexing import (
-    DEFAULT_WORKDIR,
-    DEVICES,
-    TARGET_EMBEDDER_FRACTION,
-    TARGET_FLOOR_FRACTION,
-    TARGET_PEAK_RSS_MB,
-    TARGET_RERUN_FRACTION,
-    TARGET_RSS_AT_N,
-    TARGET_SPEEDUP,
-    BenchOptions,
-    run_benchmark,
-)
+from index.bench.indexing import DEFAULT_WORKDIR, DEVICES, BenchOptions, run_benchmark
 from index.bench.inputs import (
     BASE_MODEL_DIR_NAME,
     COMPLETE_MARKER,
@@ -55,6 +44,14 @@ from index.bench.inputs import (
 )
 from index.bench.naive import naive_baseline
 from index.bench.peer import llama_index_peer
+from index.bench.result import (
+    TARGET_EMBEDDER_FRACTION,
+    TARGET_FLOOR_FRACTION,
+    TARGET_PEAK_RSS_MB,
+    TARGET_RERUN_FRACTION,
+    TARGET_RSS_AT_N,
+    TARGET_SPEEDUP,
+)
 from index.bench.table import format_table
 from index.bench.vector_store import (
     STORE_TYPES,

@@ -61,15 +61,7 @@ from index.bench.inputs import (
     ensure_dataset,
     ensure_tiny_model,
 )
-from index.bench.result import (  # noqa: F401  (re-exported: the targets are named here too)
-    TARGET_EMBEDDER_FRACTION,
-    TARGET_FLOOR_FRACTION,
-    TARGET_PEAK_RSS_MB,
-    TARGET_RERUN_FRACTION,
-    TARGET_RSS_AT_N,
-    TARGET_SPEEDUP,
-    assemble,
-)
+from index.bench.result import assemble
 
 logger = logging.getLogger(__name__)
 
