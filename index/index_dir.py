@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: 2: the store's node records are ``metadata.sqlite`` (format 2 of index.vector_store.persistence),
+#: no longer ``metadata.json``; an index of version 1 is rebuilt (readers say so in one line)
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 BUILD_REPORT = "build_report.json"
 CROPS = "crops"
@@ -159,7 +161,7 @@ def check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     if isinstance(manifest, dict) and manifest.get("format_version") not in (None, FORMAT_VERSION):
         raise IndexNotFoundError(
             f"{path} has format version {manifest.get('format_version')}, this program reads "
-            f"{FORMAT_VERSION}; rebuild the index.")
+            f"{FORMAT_VERSION}; rebuild the index with `python -m index build`.")
     try:
         _ManifestShape.model_validate(manifest)
         LabelTaxonomy.model_validate(manifest["config"].get("taxonomy"))

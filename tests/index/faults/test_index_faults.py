@@ -143,6 +143,26 @@ def test_a_wrongly_shaped_manifest_is_one_line_for_readers_and_a_rebuild_for_bui
     assert_whole(out, clean_nodes)
 
 
+def test_an_index_of_format_1_is_one_line_for_readers_and_a_rebuild_for_build(tmp_path, synth_index_dir, config,
+                                                                             clean_nodes):
+    """An index built before metadata.sqlite: its manifest says format 1 and it holds metadata.json."""
+    out = Path(shutil.copytree(synth_index_dir, tmp_path / "index"))
+    (out / "metadata.sqlite").unlink()
+    (out / "metadata.json").write_text(json.dumps({"format": "damage_rag.faiss_node_store", "version": 1, "nodes": {}}))
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    photo = next(p for p in sorted((out / "crops").iterdir()))
+    for command in (("info", "--out", str(out)), ("search", "--out", str(out), "--image", str(photo))):
+        code, _, stderr = finish(index_cli(*command))
+        assert code == 2 and "Traceback" not in stderr, stderr
+        assert "format version 1" in stderr and "python -m index build" in stderr
+        assert len(stderr.strip().splitlines()) <= 2  # rich may wrap the one sentence
+    report = build_index(config, index_dir=out)
+    assert "format version 1" in report["rebuilt"] and report["rebuilt"].endswith("rebuilt from scratch")
+    assert not (out / "metadata.json").exists()
+    assert_whole(out, clean_nodes)
+
+
 def _file_size_limit(limit: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
