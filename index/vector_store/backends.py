@@ -43,6 +43,9 @@ def new_store(config: VectorIndexConfig, replaces: str | Path | None = None) -> 
 
         return FaissNodeStore(config=config)
     from index.vector_store import VectorStoreFileError
+    from index.vector_store.qdrant_connect import require_qdrant
+
+    require_qdrant()  # before the modules that import qdrant-client: one sentence, not a traceback
     from index.vector_store.qdrant_generations import POINTER, new_generation, read_pointer
     from index.vector_store.qdrant_store import QdrantNodeStore
 
@@ -79,6 +82,9 @@ def open_store(directory: str | Path, config: VectorIndexConfig, writable: bool 
         from index.vector_store.store import FaissNodeStore
 
         return FaissNodeStore.from_persist_dir(directory, config=config)
+    from index.vector_store.qdrant_connect import require_qdrant
+
+    require_qdrant()
     from index.vector_store.qdrant_generations import publish
     from index.vector_store.qdrant_store import QdrantNodeStore
 

@@ -41,16 +41,20 @@ def require_qdrant() -> Any:
     return qdrant_client
 
 
+def server_url(config: QdrantConfig) -> str | None:
+    """The server's URL (``url_env``'s variable first, if set), or None for local mode."""
+    return (os.environ.get(config.url_env) if config.url_env else None) or config.url
+
+
 def location(config: QdrantConfig) -> str:
     """Where the collection lives, for messages: the server's URL or the local folder."""
-    url = os.environ.get(config.url_env) if config.url_env else None
-    return url or config.url or f"local folder {config.path}"
+    return server_url(config) or f"local folder {config.path}"
 
 
 def connect(config: QdrantConfig) -> QdrantClient:
     """The client for ``config``'s location (shared by the stores of this process)."""
     qdrant_client = require_qdrant()
-    url = (os.environ.get(config.url_env) if config.url_env else None) or config.url
+    url = server_url(config)
     if url is None:
         if config.path is None:
             raise QdrantBackendError("index.qdrant needs path (local mode) or url (a server)")

@@ -1,7 +1,6 @@
 """The node store on Qdrant: :class:`FaissNodeStore`'s interface and semantics, vectors in Qdrant.
 
-- Point ids are the FAISS store's stable 63-bit ids (:func:`~index.vector_store.records.
-  node_id_to_faiss_id`, which Qdrant takes as unsigned integers); ``add`` is an upsert.
+- Point ids are the FAISS store's stable 63-bit ids (``records.node_id_to_faiss_id``); ``add`` upserts.
 - Each point's payload is the node record (``node``, ``node_id``, ``node_type``,
   ``ref_doc_id``) and the derived filter fields of :mod:`~index.vector_store.qdrant_filters`,
   through which every metadata filter means exactly what it means in the FAISS store.
@@ -11,8 +10,7 @@
 - ``persist`` writes ``qdrant.json`` (:mod:`~index.vector_store.qdrant_generations`), naming the
   collection; the vectors are already in Qdrant. A store opened from a published index
   directory for writing copies that collection into a new generation on its first write.
-- Nodes come back in id order where the FAISS store keeps insertion order (``get_nodes``
-  without ids, ``node_ids``); searches and ``get_nodes(ids)`` keep their orders.
+- ``get_nodes()`` and ``node_ids()`` list nodes in id order (FAISS: insertion order).
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,30 +33,24 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
+import index.vector_store.qdrant_generations as generations
+import index.vector_store.qdrant_points as points
 import index.vector_store.records as records
 from index.vector_store.config import QdrantConfig, VectorIndexConfig
 from index.vector_store.faiss_backend import as_matrix
-from index.vector_store.qdrant_connect import connect, location, require_qdrant, server_call
-from index.vector_store.qdrant_filters import (
-    FIELDS,
-    NOTHING,
-    decode,
-    filter_fields,
-    to_qdrant_filter,
+from index.vector_store.qdrant_connect import (
+    connect,
+    location,
+    require_qdrant,
+    server_call,
+    server_url,
 )
-from index.vector_store.qdrant_generations import (
-    POINTER,
-    drop,
-    new_generation,
-    read_pointer,
-    write_pointer,
-)
-from index.vector_store.records import FaissIdCollisionError, NodeRecord
+from index.vector_store.qdrant_filters import FIELDS
+from index.vector_store.records import NodeRecord
 
 __all__ = ["QdrantNodeStore"]
 
 logger = logging.getLogger(__name__)
-_PAGE = 512
 _MEMORY = VectorIndexConfig(backend="qdrant", qdrant=QdrantConfig(path=":memory:"))
 
 
@@ -109,7 +101,7 @@ class QdrantNodeStore(BasePydanticVectorStore):
     @property
     def is_local(self) -> bool:
         """Whether this is qdrant-client's local mode (always exact)."""
-        return self.config.qdrant.url is None and not self.config.qdrant.url_env
+        return server_url(self.config.qdrant) is None
 
     @property
     def is_exact(self) -> bool:
@@ -135,49 +127,39 @@ class QdrantNodeStore(BasePydanticVectorStore):
         if not self._fork:
             return
         source, self._fork = self.collection_name, False
-        self.collection_name, self.previous = new_generation(self.config.qdrant.collection), source
+        self.collection_name, self.previous = generations.new_generation(self.config.qdrant.collection), source
         self._indexed = set()
         if copy and self._dim is not None:
             self._create(self._dim)
             for page in self._scroll(None, payload=True, vectors=True, collection=source):
                 for point in page:
-                    self._index_fields(point.payload.get(FIELDS, {}))
+                    self._index_field(*(f"{FIELDS}.{key}.{sub}" for key in point.payload.get(FIELDS, {})
+                                        for sub in ("c", "e")))
                 self._upsert(page)
         else:
             self._dim = None
         logger.info("Qdrant collection %s: writing generation %s", source, self.collection_name)
-        drop(self._client, self._retire)
+        generations.drop(self._client, self._retire)
         self._retire = None
 
     def _create(self, dim: int) -> None:
-        from qdrant_client import models
-
-        distance = models.Distance.COSINE if self.config.normalize else models.Distance.DOT
-        hnsw = (models.HnswConfigDiff(m=self.config.hnsw_m, ef_construct=self.config.hnsw_ef_construction)
-                if self.config.type == "hnsw" else models.HnswConfigDiff(m=0))  # flat: no graph
         self._call("create a collection", "create_collection", self.collection_name,
-                   vectors_config=models.VectorParams(size=dim, distance=distance), hnsw_config=hnsw)
+                   **points.collection_params(self.config, dim))
         self._dim = dim
-        for key in ("node_id", "ref_doc_id"):
-            self._index_field(key)
+        self._index_field("node_id", "ref_doc_id")
 
-    def _index_field(self, key: str) -> None:
-        """A keyword payload index (servers only: facets need one, filters go faster)."""
-        if self.is_local or key in self._indexed:
-            return
+    def _index_field(self, *keys: str) -> None:
+        """Keyword payload indexes (servers only: facets need one, filters go faster)."""
         from qdrant_client import models
 
-        self._call("index a payload field", "create_payload_index", self.collection_name, key,
-                   field_schema=models.PayloadSchemaType.KEYWORD)
-        self._indexed.add(key)
+        for key in keys:
+            if not self.is_local and key not in self._indexed:
+                self._call("index a payload field", "create_payload_index", self.collection_name, key,
+                           field_schema=models.PayloadSchemaType.KEYWORD)
+                self._indexed.add(key)
 
-    def _index_fields(self, fields: dict[str, Any]) -> None:
-        for key in fields:
-            for sub in ("c", "e"):
-                self._index_field(f"{FIELDS}.{key}.{sub}")
-
-    def _upsert(self, points: list[Any]) -> None:
-        self._call("write points", "upsert", self.collection_name, points=points, wait=True)
+    def _upsert(self, batch: list[Any]) -> None:
+        self._call("write points", "upsert", self.collection_name, points=batch, wait=True)
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Upsert nodes with embeddings; returns their node ids (one per input node).
@@ -199,52 +181,28 @@ class QdrantNodeStore(BasePydanticVectorStore):
                 raise ValueError(f"node {node.node_id!r} has no embedding; embed it before adding")
         with self._lock:
             vectors = as_matrix([node.embedding for node in batch], self._dim, self.config.normalize)
-            fids = self._checked_ids(batch)
+            fids = points.check_ids(batch, self._owners)
             snapshots = [NodeRecord.from_node(node) for node in batch]
             if self._root is not None:
-                self._anchor(snapshots, self._root)
+                points.anchor_records(snapshots, self._root)
             self._before_write()
             if self._dim is None:
                 self._create(vectors.shape[1])
-            points = []
+            found = []
             for fid, record, vector in zip(fids, snapshots, vectors, strict=True):
-                fields = filter_fields(record.metadata)
-                self._index_fields(fields)
-                payload = {"node_id": record.node_id, "node_type": record.node_type, "node": record.data,
-                           FIELDS: fields}
-                if record.ref_doc_id is not None:
-                    payload["ref_doc_id"] = record.ref_doc_id
-                points.append(models.PointStruct(id=fid, vector=vector.tolist(), payload=payload))
-            for start in range(0, len(points), _PAGE):
-                self._upsert(points[start:start + _PAGE])
-            logger.debug("upserted %d nodes into %s", len(points), self.collection_name)
+                payload = points.point_payload(record)
+                self._index_field(*(f"{FIELDS}.{key}.{sub}" for key in payload[FIELDS] for sub in ("c", "e")))
+                found.append(models.PointStruct(id=fid, vector=vector.tolist(), payload=payload))
+            for start in range(0, len(found), points.PAGE):
+                self._upsert(found[start:start + points.PAGE])
+            logger.debug("upserted %d nodes into %s", len(found), self.collection_name)
         return [node.node_id for node in nodes]
 
-    def _checked_ids(self, batch: Sequence[BaseNode]) -> list[int]:
-        """The point ids of ``batch``; two node ids sharing one (in the batch or with a stored
-        point) raise :class:`FaissIdCollisionError`."""
-        fids = [records.node_id_to_faiss_id(node.node_id) for node in batch]
-        owners: dict[int, str] = {}
-        if self._dim is not None:
-            for point in self._call("read points", "retrieve", self.collection_name, ids=sorted(set(fids)),
-                                    with_payload=["node_id"]):
-                owners[int(point.id)] = point.payload["node_id"]
-        seen: dict[int, str] = {}
-        for node, fid in zip(batch, fids, strict=True):
-            other = seen.get(fid) or owners.get(fid)
-            if other is not None and other != node.node_id:
-                raise FaissIdCollisionError(
-                    f"node ids {node.node_id!r} and {other!r} map to the same FAISS id {fid}; rename one of them")
-            seen[fid] = node.node_id
-        return fids
-
-    @staticmethod
-    def _anchor(snapshots: Iterable[NodeRecord], root: Path) -> None:
-        base, parents = os.path.realpath(root), {}
-        outside = [r.node_id for r in snapshots if not r.anchor(base, parents)]
-        if outside:
-            logger.warning("%d node(s) of the vector store in %s have an image path outside that directory "
-                           "and are returned without one (first: node %s)", len(outside), root, outside[0])
+    def _owners(self, fids: list[int]) -> dict[int, str]:
+        if self._dim is None:
+            return {}
+        found = self._call("read found", "retrieve", self.collection_name, ids=fids, with_payload=["node_id"])
+        return {int(point.id): point.payload["node_id"] for point in found}
 
     def _delete_where(self, qfilter: Any) -> None:
         from qdrant_client import models
@@ -290,19 +248,7 @@ class QdrantNodeStore(BasePydanticVectorStore):
     # ------------------------------------------------------------------ reading
     def _filter(self, filters: MetadataFilters | None, node_ids: Sequence[str] | None,
                 doc_ids: Sequence[str] | None) -> Any:
-        """The Qdrant filter for filters/node_ids/doc_ids (``None``: no restriction)."""
-        from qdrant_client import models
-
-        must: list[Any] = []
-        if filters is not None and filters.filters:
-            must.append(to_qdrant_filter(filters, self._facet))
-        for key, values in (("node_id", node_ids), ("ref_doc_id", doc_ids)):
-            if values is not None:
-                wanted = sorted(set(values))
-                must.append(models.FieldCondition(key=key, match=models.MatchAny(any=wanted)) if wanted else NOTHING)
-                if key == "node_id" and wanted:
-                    must.append(models.HasIdCondition(has_id=[records.node_id_to_faiss_id(n) for n in wanted]))
-        return models.Filter(must=must) if must else None
+        return points.request_filter(filters, node_ids, doc_ids, self._facet)
 
     def _facet(self, key: str) -> list[str]:
         """The distinct values of payload field ``key`` (exact)."""
@@ -314,27 +260,14 @@ class QdrantNodeStore(BasePydanticVectorStore):
 
     def _scroll(self, qfilter: Any, payload: Any, vectors: bool = False,
                 collection: str | None = None) -> Iterator[list[Any]]:
-        """Pages of points of ``collection`` (default: this store's) matching ``qfilter``, in id
-        order (as ``PointStruct``s with ``vectors``)."""
-        from qdrant_client import models
-
         if self._dim is None:
-            return
-        offset = None
-        while True:
-            points, offset = self._call("read points", "scroll", collection or self.collection_name, scroll_filter=qfilter,
-                                        limit=_PAGE, offset=offset, with_payload=payload, with_vectors=vectors)
-            if vectors:
-                points = [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points]
-            if points:
-                yield points
-            if offset is None:
-                return
+            return iter(())
+        return points.pages(self._call, collection or self.collection_name, qfilter, payload, vectors)
 
     def _record(self, payload: dict[str, Any]) -> NodeRecord:
-        record = NodeRecord(payload["node_id"], payload.get("ref_doc_id"), payload["node_type"], payload["node"])
+        record = points.record_of(payload)
         if self._root is not None:
-            self._anchor([record], self._root)
+            points.anchor_records([record], self._root)
         return record
 
     def iter_records(self) -> Iterator[NodeRecord]:
@@ -343,14 +276,12 @@ class QdrantNodeStore(BasePydanticVectorStore):
 
         for page in self._scroll(None, models.PayloadSelectorExclude(exclude=[FIELDS])):
             for point in page:
-                p = point.payload
-                yield NodeRecord(p["node_id"], p.get("ref_doc_id"), p["node_type"], p["node"])
+                yield points.record_of(point.payload)
 
     def count(self) -> int:
         """Number of vectors (nodes) in the store."""
-        if self._dim is None:
-            return 0
-        return int(self._call("count points", "count", self.collection_name, exact=True).count)
+        found = None if self._dim is None else self._call("count points", "count", self.collection_name, exact=True)
+        return 0 if found is None else int(found.count)
 
     def node_ids(self) -> list[str]:
         """All node ids in the store (in id order)."""
@@ -375,40 +306,28 @@ class QdrantNodeStore(BasePydanticVectorStore):
     def get_vector(self, node_id: str) -> np.ndarray:
         """The stored (normalised) vector of a node; ``KeyError`` if absent."""
         fid = records.node_id_to_faiss_id(node_id)
-        points = [] if self._dim is None else self._call(
+        found = [] if self._dim is None else self._call(
             "read a vector", "retrieve", self.collection_name, ids=[fid], with_payload=["node_id"], with_vectors=True)
-        if not points or points[0].payload.get("node_id") != node_id:
+        if not found or found[0].payload.get("node_id") != node_id:
             raise KeyError(f"node {node_id!r} is not in the vector store")
-        return np.asarray(points[0].vector, dtype=np.float32)
+        return np.asarray(found[0].vector, dtype=np.float32)
 
     def counts_by(self, key: str) -> dict[Any, int]:
         """Number of nodes per value of metadata ``key`` (list values count per element)."""
-        from index.vector_store.qdrant_filters import field_key
-
-        counts: dict[Any, int] = {}
         if self._dim is None:
-            return counts
-        for sub in ("c", "e"):
-            response = self._call("count values", "facet", self.collection_name, f"{FIELDS}.{field_key(key)}.{sub}",
-                                  limit=self.count() + 1, exact=True)
-            for hit in response.hits:
-                if not str(hit.value).startswith("l:"):
-                    value = decode(str(hit.value))
-                    counts[value] = counts.get(value, 0) + hit.count
-        return counts
+            return {}
+        return points.value_counts(
+            self._call("count values", "facet", self.collection_name, field, limit=self.count() + 1, exact=True).hits
+            for field in points.count_fields(key))
 
     # ------------------------------------------------------------------ searching
     def _hits(self, vector: Any, k: int, qfilter: Any, payload: Any) -> list[Any]:
-        from qdrant_client import models
-
         if self._dim is None or k <= 0:
             return []
         query = as_matrix(vector, self._dim, self.config.normalize)
         if query.shape[0] != 1:
             raise ValueError(f"expected one query vector, got {query.shape[0]}")
-        params = None if self.is_local else models.SearchParams(  # local mode is always exact
-            exact=self.config.type == "flat",
-            hnsw_ef=max(self.config.hnsw_ef_search, k) if self.config.type == "hnsw" else None)
+        params = None if self.is_local else points.search_params(self.config, k)  # local mode: always exact
         response = self._call("search", "query_points", self.collection_name, query=query[0].tolist(), limit=k,
                               query_filter=qfilter, search_params=params, with_payload=payload)
         return response.points
@@ -446,11 +365,10 @@ class QdrantNodeStore(BasePydanticVectorStore):
         from index.vector_store import resolve_store_dir
 
         directory = resolve_store_dir(persist_path if persist_path is not None else self.config.dir)
-        write_pointer(directory, {"backend": "qdrant", "collection": self.collection_name,
-                                  "previous": self.previous, "alias": self.config.qdrant.collection,
-                                  "location": location(self.config.qdrant), "dim": self._dim,
-                                  "count": self.count(), "type": self.config.type,
-                                  "normalize": self.config.normalize})
+        generations.write_pointer(directory, {
+            "backend": "qdrant", "collection": self.collection_name, "previous": self.previous,
+            "alias": self.config.qdrant.collection, "location": location(self.config.qdrant), "dim": self._dim,
+            "count": self.count(), "type": self.config.type, "normalize": self.config.normalize})
 
     @classmethod
     def from_persist_dir(cls, persist_dir: str | os.PathLike[str] | None = None, fs: Any = None,
@@ -458,12 +376,8 @@ class QdrantNodeStore(BasePydanticVectorStore):
                          fork: bool = False) -> QdrantNodeStore:
         """Open the collection that ``persist_dir``'s ``qdrant.json`` names, at ``config``'s location.
 
-        Args:
-            persist_dir: The directory (default ``config.dir``).
-            config: Connection and search settings (default: in-memory local mode).
-            writable: Allow writes (a store opened for reading refuses them).
-            fork: Write into a new generation, a copy made on the first write (a build working
-                from a published index), and drop the named collection's predecessor then.
+        ``writable`` allows writes; ``fork`` makes the first write copy the collection into a new
+        generation and drop the named collection's predecessor (a build from a published index).
 
         Raises:
             VectorStoreFileError: If ``qdrant.json`` is missing or unreadable, or the collection
@@ -473,11 +387,11 @@ class QdrantNodeStore(BasePydanticVectorStore):
 
         config = config or _MEMORY
         directory = resolve_store_dir(persist_dir if persist_dir is not None else config.dir)
-        info = read_pointer(directory)
+        info = generations.read_pointer(directory)
         store = cls(config=config, collection_name=info["collection"], previous=info.get("previous"))
         if info.get("dim") is not None and store.dim is None:
             raise VectorStoreFileError(
-                f"{directory / POINTER} names the Qdrant collection {info['collection']}, which is not at "
+                f"{directory / generations.POINTER} names the Qdrant collection {info['collection']}, which is not at "
                 f"{location(config.qdrant)}; rebuild the index", "store_missing")
         store._root, store._read_only = directory, not writable
         store._fork, store._retire = fork, (info.get("previous") if fork else None)
