@@ -50,12 +50,15 @@ def status_of(exc: BaseException) -> tuple[int, str]:
     """HTTP status and error code of one of the project's errors.
 
     The model endpoint unreachable is 503 (nothing to answer with now), a timeout 504, any
-    other endpoint failure or refusal 502 (the upstream failed us); a missing index or an
-    embedder that cannot load is 503; an unreadable photo 415, an unknown label or mode 400.
+    other endpoint failure or refusal 502 (the upstream failed us); an unreadable photo 415,
+    an unknown label 400. Any other of the project's errors comes from the service's own side
+    (no index, a corrupt or busy one, an embedder that cannot load, a full disk, a bad prompt
+    file): 503, the request was fine.
     """
     from index.embedders.config import EmbedderError
     from index.imaging.decode import ImageReadError, ImageTooLargeError
     from index.index_dir import IndexNotFoundError
+    from index.taxonomy import UnknownLabelError
 
     if isinstance(exc, ServiceError):
         return exc.status, exc.code or str(exc.status)
@@ -70,10 +73,12 @@ def status_of(exc: BaseException) -> tuple[int, str]:
         return 400, "image_too_large"
     if isinstance(exc, ImageReadError):
         return 415, "not_an_image"
+    if isinstance(exc, UnknownLabelError):
+        return 400, "invalid_label"
     if isinstance(exc, (IndexNotFoundError, EmbedderError)):
         return 503, "index_unavailable"
     if isinstance(exc, DamageRagError):
-        return 400, "invalid_request"
+        return 503, "service_unavailable"
     return 500, "internal_error"
 
 

@@ -15,6 +15,8 @@ from agent.service.state import InferenceGate
 from agent.service.traces import checked_trace_id
 from agent.service.uploads import decode_image_field
 from index.index_dir import IndexNotFoundError
+from index.taxonomy import UnknownLabelError
+from index.vector_store.store_errors import VectorStoreFileError
 from tests.agent.service.running import data_uri, user_message
 
 LIMITS = {"max_upload_mb": 5, "max_pixels": 50_000_000}
@@ -86,6 +88,8 @@ def test_the_gate_admits_concurrent_plus_queue_then_refuses_at_once():
     (ModelEndpointError("x", ServerAnswer(Problem.SERVER, 500, "boom")), 502),
     (ModelRequestRejected("x", ServerAnswer(Problem.AUTH, 401, "key")), 502),
     (IndexNotFoundError("no index"), 503),
+    (VectorStoreFileError("corrupt metadata"), 503),
+    (UnknownLabelError("no such label"), 400),
     (ServiceError(413, "big"), 413),
     (RuntimeError("a bug"), 500),
 ])
