@@ -26,6 +26,23 @@ STAGES = ("scan", "import_llama_index", "model_load", "decode", "cut", "write_cr
           "write_index", "embed_waits_for_model", "embed_waits_for_input", "decode_waits_for_embed")
 
 
+def busy_fractions(stages: dict[str, float], pipeline: dict[str, Any], own_s: float) -> dict[str, float | None]:
+    """How busy the build kept its two candidate bottlenecks, from its own stage seconds.
+
+    ``embedder``: the embed thread's forward-pass seconds over the build's seconds once its first
+    batch began (1.0: never idle once the model was loaded). ``decoders``: decode and cut
+    seconds over the decode threads' share of the whole build. Both come from one run, so a
+    machine busier at one moment than another does not skew them.
+    """
+    first = pipeline.get("first_embed_s")
+    steady = own_s - first if first is not None and own_s > first else own_s
+    workers = pipeline.get("decode_workers") or 0
+    embed = stages.get("embed")
+    work = stages.get("decode", 0.0) + stages.get("cut", 0.0)
+    return {"embedder": round(embed / steady, 3) if embed is not None and steady > 0 else None,
+            "decoders": round(work / (workers * own_s), 3) if workers and own_s > 0 else None}
+
+
 def _target(value: float | None, target: float, op: str, description: str) -> dict[str, Any]:
     passed = value is not None and (value >= target if op == ">=" else value < target)
     return {"value": value, "target": target, "op": op, "pass": passed, "description": description}
@@ -51,6 +68,7 @@ def assemble(p: dict[str, Any], *, n: int, size: tuple[int, int], cpus: int, dat
     naive_ips = naive["photos"] / naive["seconds"] if naive["seconds"] > 0 else None
     speedup = wall_ips / naive_ips if naive_ips else None
     pipeline = first.get("pipeline") or {}
+    stages = first.get("stages") or {}
     first_embed_s = pipeline.get("first_embed_s")
     steady_s = own_s - first_embed_s if first_embed_s is not None and own_s > first_embed_s else own_s
     embed_cps = embed_floor.get("crops_per_s")
@@ -100,7 +118,6 @@ def assemble(p: dict[str, Any], *, n: int, size: tuple[int, int], cpus: int, dat
     if not rerun.get("up_to_date", False):
         notes.append(f"the rerun did NOT find the index up to date: it re-embedded {rerun.get('embedded_images')} photos.")
 
-    stages = first.get("stages") or {}
     load_start, load_end = load
     return {
         "n": n,
@@ -143,6 +160,8 @@ def assemble(p: dict[str, Any], *, n: int, size: tuple[int, int], cpus: int, dat
             "vectors_per_s": _rounded(peer["vectors"] / peer_run.wall_s), "peak_rss_mb": _rounded(peer_run.peak_rss_mb, 1)},
         "pipeline_vs_peer": _rounded(wall_ips / peer_ips) if peer_ips else None,
         "embedder_floor": {**{k: _rounded(v) if isinstance(v, float) else v for k, v in embed_floor.items()}},
+        "busy": busy_fractions(stages, pipeline, own_s),
+        "pipeline_vs_peer_vectors": _rounded((nodes / wall_s) / (peer["vectors"] / peer_run.wall_s)) if peer else None,
         "fraction_of_embedder": _rounded(fraction_embedder),
         "fraction_of_embedder_whole_build": _rounded(fraction_embedder_whole),
         "decode_floor_images_per_s": round(floor_ips, 3),

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from index.bench.result import TARGET_PEAK_RSS_MB, TARGET_RERUN_FRACTION, TARGET_RSS_AT_N
+from index.bench.result import (
+    TARGET_PEAK_RSS_MB,
+    TARGET_RERUN_FRACTION,
+    TARGET_RSS_AT_N,
+    busy_fractions,
+)
 
 
 def _mark(targets: dict[str, Any], name: str) -> str:
@@ -20,7 +25,14 @@ def _stage_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     def sec(*names: str) -> float:
         return sum(float(stages.get(name, 0.0)) for name in names)
 
+    busy = result.get("busy") or busy_fractions(stages, pipe, float(result["first_build_s"]))
+
+    def pct(value: float | None) -> str:
+        return f"{value * 100:.0f} %" if value is not None else "-"
+
     return [
+        ("bottleneck kept busy", f"{pct(busy['embedder'] if pipe.get('bottleneck') == 'embed' else busy['decoders'])}",
+         f"embedder busy {pct(busy['embedder'])} of the build once loaded, decoders {pct(busy['decoders'])} of theirs", ""),
         ("stages, s (summed over threads)",
          f"scan {sec('scan'):.1f}", f"model load {sec('model_load'):.1f} (LlamaIndex import {sec('import_llama_index'):.1f}), "
          f"decode {sec('decode'):.1f}, cut {sec('cut'):.1f}, embed {sec('embed'):.1f}, "
@@ -39,6 +51,8 @@ def format_table(result: dict[str, Any]) -> str:
     emb = result.get("embedder") or {}
     floor = result.get("embedder_floor") or {}
     peer = result.get("peer")
+    by_vectors = result.get("pipeline_vs_peer_vectors") or (
+        result["nodes"] / result["first_build_wall_s"] / peer["vectors_per_s"] if peer and peer.get("vectors_per_s") else None)
     title = (f"Indexing benchmark: {result['n']} photos {w}x{h}, {result['cpu_count']} CPU cores, "
              f"embedder {Path(str(emb.get('model_id', result.get('model', '?')))).name} ({emb.get('dim', '?')}-d, "
              f"{result.get('model_size', '?')}), device {result.get('device', 'auto')}")
@@ -55,7 +69,8 @@ def format_table(result: dict[str, Any]) -> str:
          f"whole build {(result.get('fraction_of_embedder_whole_build') or 0) * 100:.0f} %"
          + ("; target >= 90 % once loaded" if "fraction_of_embedder" in t else ""), _mark(t, "fraction_of_embedder")),
         ("  vs LlamaIndex peer", f"x{result['pipeline_vs_peer']:.2f}" if result.get("pipeline_vs_peer") else "-",
-         (f"peer {peer['images_per_s']:.2f} img/s, {peer['vectors_per_s']:.2f} vectors/s (1 per photo), "
+         (f"peer {peer['images_per_s']:.2f} img/s, {peer['vectors_per_s']:.2f} vectors/s (1 per photo; ours "
+          + (f"x{by_vectors:.2f} in vectors/s" if by_vectors else "?") + "), "
           f"peak {peer['peak_rss_mb'] or 0:.0f} MB, {peer['photos']} photos") if peer else "not run (--peer-n 0)", ""),
         ("  vs naive baseline", f"x{result['speedup_vs_naive']:.2f}" if result.get("speedup_vs_naive") else "-",
          f"naive {result['naive_images_per_s'] or 0:.2f} img/s, {result['naive_ms_per_crop']} ms/crop, "
