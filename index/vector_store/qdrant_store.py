@@ -81,7 +81,7 @@ class QdrantNodeStore(BasePydanticVectorStore):
         super().__init__(config=config, collection_name=collection_name or config.qdrant.collection, **kwargs)
         self._client = connect(config.qdrant)
         if self._exists():
-            self._dim = self._client.get_collection(self.collection_name).config.params.vectors.size
+            self._dim = self._call("read a collection", "get_collection", self.collection_name).config.params.vectors.size
 
     @classmethod
     def class_name(cls) -> str:

@@ -138,6 +138,9 @@ def test_without_qdrant_client_the_error_names_the_extra(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "qdrant_client", None)
     with pytest.raises(QdrantBackendError, match=r"pip install damage-rag\[qdrant\]"):
         require_qdrant()
+    config = VectorIndexConfig(backend="qdrant", qdrant=QdrantConfig(path=":memory:"))
+    with pytest.raises(QdrantBackendError, match=r"needs qdrant-client: pip install damage-rag\[qdrant\]$"):
+        new_store(config)
 
 
 def test_the_faiss_backend_never_imports_qdrant_client(tmp_path: Any) -> None:
