@@ -177,12 +177,23 @@ async def chat_completions(request: Request) -> Response:
                         headers=headers)
 
 
+def _model_card(state: Any, name: str) -> dict[str, Any]:
+    mode = MODEL_MODES[name]
+    return {"id": name, "object": "model", "created": int(state.started), "owned_by": "damage-rag",
+            "mode": mode or state.config.agent.mode, "upstream": state.config.model.model}
+
+
 @router.get("/v1/models", summary="The models this service answers as (OpenAI-compatible)")
 async def models(request: Request) -> JSONResponse:
     """``damage-rag`` (the config's mode) and ``damage-rag:MODE`` for each mode."""
     state = request.app.state.service
-    created = int(state.started)
-    data = [{"id": name, "object": "model", "created": created, "owned_by": "damage-rag",
-             "mode": mode or state.config.agent.mode, "upstream": state.config.model.model}
-            for name, mode in MODEL_MODES.items()]
-    return JSONResponse({"object": "list", "data": data})
+    return JSONResponse({"object": "list", "data": [_model_card(state, name) for name in MODEL_MODES]})
+
+
+@router.get("/v1/models/{model}", summary="One of the models this service answers as")
+async def model_card(request: Request, model: str) -> JSONResponse:
+    """The model card of ``damage-rag`` or ``damage-rag:MODE``; 404 for any other name."""
+    if model not in MODEL_MODES:
+        raise ServiceError(404, f"The model '{model[:80]}' is not served here; this service serves "
+                                f"{', '.join(MODEL_MODES)}.", code="model_not_found", param="model")
+    return JSONResponse(_model_card(request.app.state.service, model))

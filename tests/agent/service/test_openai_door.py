@@ -31,6 +31,9 @@ def counted(fake):
 def test_models_lists_the_modes(client):
     assert [m.id for m in client.models.list()] == ["damage-rag", "damage-rag:zero-shot", "damage-rag:rag",
                                                     "damage-rag:agentic"]
+    assert client.models.retrieve("damage-rag:rag").mode == "rag"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
 
 
 def test_chat_answers_with_retrieved_examples_usage_and_trace(client, service, counted, photo):
