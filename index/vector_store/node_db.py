@@ -234,7 +234,13 @@ def save(db: sqlite3.Connection, path: Path, header: dict[str, Any], changed: se
 
 
 def _copy_to(db: sqlite3.Connection, target: Path) -> None:
-    """The whole memory database into the (new, empty) file ``target``."""
+    """The whole memory database into the (new, empty) file ``target``: its bytes written by
+    Python where it can (Python 3.11+), so a refused write is an ``OSError`` with its reason
+    (SQLite reports a full disk or a file size limit as a bare "disk I/O error")."""
+    if hasattr(db, "serialize"):
+        with open(target, "wb") as fh:
+            fh.write(db.serialize())
+        return
     out = sqlite3.connect(target)
     try:
         db.backup(out)
