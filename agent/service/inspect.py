@@ -119,7 +119,7 @@ async def inspect(request: Request, simple: bool = False) -> JSONResponse:
     question = checked_question(fields.get("question"))
     mode = checked_mode(fields.get("mode"))
     question = with_label(question, fields.get("label") or None, state.engine.taxonomy)
-    report = await state.ask(data, question, mode=mode)
+    report = await state.ask(data, question, mode=mode, disconnected=request.is_disconnected)
     failure = state.engine.trace_failure(report.trace_id)
     payload = report.to_simple() if simple else report_json(report, state.traces_dir, failure)
     return JSONResponse(payload, headers={"X-Trace-Id": report.trace_id})

@@ -158,7 +158,8 @@ async def chat_completions(request: Request) -> Response:
         if upstream.get("model") in MODEL_MODES:
             upstream["model"] = config.model.model
         return await forward_chat(upstream, config.model)
-    report = await state.ask(chat.photo, chat.question, mode=chat.mode, history=chat.history)
+    report = await state.ask(chat.photo, chat.question, mode=chat.mode, history=chat.history,
+                             disconnected=request.is_disconnected)
     if _wants_json(body):
         failure = state.engine.trace_failure(report.trace_id)
         content = json.dumps(report_json(report, state.traces_dir, failure), ensure_ascii=False)

@@ -13,13 +13,16 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from agent.service.errors import ServiceError
 
 logger = logging.getLogger(__name__)
+
+#: How often a waiting or running question checks that its caller is still there, in seconds.
+_DISCONNECT_POLL_S = 0.25
 
 
 class EngineLoop:
@@ -69,13 +72,20 @@ class _Slot:
     def __init__(self, gate: InferenceGate) -> None:
         self.gate = gate
         gate.waiting += 1  # counted from the moment it was admitted, so the next check sees it
+        self._waiting = True
         self._entered = False
+
+    def abandon(self) -> None:
+        """Stop counting this slot as waiting (a question cancelled before it entered)."""
+        if self._waiting:
+            self._waiting = False
+            self.gate.waiting -= 1
 
     async def __aenter__(self) -> _Slot:
         try:
             await self.gate._semaphore.acquire()
         finally:
-            self.gate.waiting -= 1
+            self.abandon()
         self.gate.running += 1
         self._entered = True
         return self
@@ -168,13 +178,38 @@ class ServiceState:
         return (mode or self.config.agent.mode) != "zero-shot"
 
     async def ask(self, photo: bytes, question: str, *, mode: str | None, history: list[Any] | None = None,
-                  sources: list[Any] | None = None) -> Any:
-        """Answer one question under the gate (503 when full), on the engine's loop."""
-        async with self.gate.slot():
-            if self.needs_index(mode):
-                await self.index.wait()
-            return await self.loop.run(self.engine.aquery(photo, question, mode=mode, history=history,
-                                                          sources=sources))
+                  disconnected: Callable[[], Awaitable[bool]] | None = None) -> Any:
+        """Answer one question under the gate (503 when full), on the engine's loop.
+
+        ``disconnected`` (e.g. ``request.is_disconnected``) is polled while the question waits
+        or runs: a caller that went away gives its slot back at once (its query is cancelled)
+        instead of holding the queue for an answer nobody reads.
+        """
+        slot = self.gate.slot()  # refused here, at once, when the queue is full
+
+        async def answer() -> Any:
+            async with slot:
+                if self.needs_index(mode):
+                    await self.index.wait()
+                return await self.loop.run(self.engine.aquery(photo, question, mode=mode, history=history))
+
+        task = asyncio.ensure_future(answer())
+        task.add_done_callback(lambda _: slot.abandon())  # cancelled before it ever waited
+        if disconnected is None:
+            return await task
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_DISCONNECT_POLL_S)
+                if done:
+                    return task.result()
+                if await disconnected():
+                    logger.info("the caller went away; its question is cancelled")
+                    task.cancel()
+                    raise ServiceError(499, "The client closed the connection before the answer.",
+                                       code="client_closed")
+        finally:
+            if not task.done():
+                task.cancel()
 
     def close(self) -> None:
         """Stop the engine's loop."""

@@ -91,6 +91,24 @@ def test_a_full_queue_is_a_503_with_retry_after(narrow, fake, photo):
     assert len(fake.chat_requests) == 2  # the refused one never reached the model
 
 
+def test_a_caller_that_hangs_up_frees_its_place(narrow, fake, photo):
+    fake.responder = responder("slow", delay_s=1.5)
+    body = {"model": "damage-rag:zero-shot", "messages": [user_message("Any damage?", data_uri(photo))]}
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=narrow.url, timeout=60) as http:
+            with pytest.raises(httpx.TimeoutException):
+                await http.post("/v1/chat/completions", json=body, timeout=0.5)  # hangs up, its question running
+            await asyncio.sleep(0.5)  # the service notices within a quarter of a second
+            first = asyncio.create_task(http.post("/v1/chat/completions", json=body))
+            await asyncio.sleep(0.3)
+            second = await http.post("/v1/chat/completions", json=body)  # would be the third: 503
+            return [await first, second]
+
+    first, second = asyncio.run(run())
+    assert first.status_code == 200 and second.status_code == 200, second.text
+
+
 def test_passthrough_sends_what_the_engine_cannot_answer_upstream(narrow, fake):
     fake.responder = lambda body: Reply.text("Hello from upstream.")
     client = openai.OpenAI(base_url=narrow.base_url, api_key="a-key-the-service-ignores", max_retries=0)

@@ -137,3 +137,39 @@ def test_readyz_says_in_one_line_why_not(tmp_path):
         response = client.get("/readyz")
         assert response.status_code == 503 and response.headers["retry-after"] == "5"
         assert "http://127.0.0.1:9/v1 is unreachable" in response.json()["error"]["message"]
+
+
+def test_a_caller_that_goes_away_gives_its_slot_back():
+    from agent.service.state import ServiceState
+
+    class Engine:  # answers after a long time; records cancellation
+        config = None
+        cancelled = 0
+
+        async def aquery(self, photo, question, **kwargs):
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                Engine.cancelled += 1
+                raise
+
+    async def run() -> tuple[int, int, int]:
+        state = ServiceState.__new__(ServiceState)  # the parts ask() uses, without a real engine
+        state.engine, state.gate = Engine(), InferenceGate(1, 1, 1)
+        state.needs_index = lambda mode: False
+        state.loop = type("Direct", (), {"run": staticmethod(lambda coro: coro)})()
+        gone = asyncio.Event()
+
+        async def disconnected() -> bool:
+            return gone.is_set()
+
+        asking = [asyncio.create_task(state.ask(b"", "q", mode=None, disconnected=disconnected)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        busy = (state.gate.running, state.gate.waiting)
+        gone.set()
+        results = await asyncio.gather(*asking, return_exceptions=True)
+        assert all(isinstance(r, ServiceError) and r.status == 499 for r in results)
+        return *busy, state.gate.running + state.gate.waiting
+
+    running, waiting, left = asyncio.run(run())
+    assert (running, waiting, left) == (1, 1, 0) and Engine.cancelled == 1
