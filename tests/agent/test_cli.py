@@ -19,7 +19,7 @@ from agent.endpoint_errors import UNREACHABLE_HINT
 from agent.report import DamageReport
 from tests.fixtures.paths import REPO
 
-COMMANDS = ["ask", "chat", "trace", "eval", "bench", "fake-server"]
+COMMANDS = ["ask", "chat", "trace", "eval", "bench", "fake-server", "serve"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "COLUMNS": "200"}
 
 
