@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,18 +119,21 @@ class IndexLoader:
         self.engine = engine
         self.state = IndexState()
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        self._attempt: Future | None = None  # the running or last load, resolved with None either way
 
-    def ensure(self) -> None:
-        """Start loading unless loaded or loading already."""
+    def ensure(self) -> Future:
+        """Start loading unless loaded or loading already; returns the attempt (done when it ends)."""
         with self._lock:
-            if self.state.loaded or self.state.loading:
-                return
+            if self._attempt is not None and (self.state.loaded or self.state.loading):
+                return self._attempt
             self.state.loading = True
-            self._done.clear()
-        threading.Thread(target=self._load, daemon=True, name="damage-service-index").start()
+            attempt: Future = Future()
+            attempt.set_running_or_notify_cancel()  # a waiter that gives up must not cancel the load
+            self._attempt = attempt
+        threading.Thread(target=self._load, args=(attempt,), daemon=True, name="damage-service-index").start()
+        return attempt
 
-    def _load(self) -> None:
+    def _load(self, attempt: Future) -> None:
         started = time.perf_counter()
         error: BaseException | None = None
         try:
@@ -144,14 +148,14 @@ class IndexLoader:
                                     seconds=round(time.perf_counter() - started, 3))
         if error is None:
             logger.info("index %s loaded in %.1f s", self.engine.index_dir, self.state.seconds)
-        self._done.set()
+        attempt.set_result(None)
 
     async def wait(self) -> None:
-        """Wait for the index; raises its load error (a new attempt is made after a failure)."""
+        """Wait for the index without holding a thread; raises its load error (a new attempt is
+        made after a failure)."""
         if self.state.loaded:
             return
-        self.ensure()
-        await asyncio.to_thread(self._done.wait)
+        await asyncio.wrap_future(self.ensure())
         if not self.state.loaded and self.state.error is not None:
             raise self.state.error
 
