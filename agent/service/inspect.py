@@ -4,7 +4,8 @@ The photo comes as a multipart upload (``photo``, with ``question``, ``mode``, `
 or as JSON (``{"image": base64 or a data:image/...;base64, URI, "question", "mode", "label"}``).
 The answer is exactly what ``agent ask --json`` prints (:func:`agent.cli.report_json`), or with
 ``?simple=1`` the user's own short shape (:meth:`DamageReport.to_simple`); ``X-Trace-Id``
-names the trace either way.
+names the trace either way. One difference from the CLI: ``trace`` is the trace's URL on this
+service (``/v1/traces/{id}``), never the file's path on the server.
 """
 
 from __future__ import annotations
@@ -122,4 +123,6 @@ async def inspect(request: Request, simple: bool = False) -> JSONResponse:
     report = await state.ask(data, question, mode=mode, disconnected=request.is_disconnected)
     failure = state.engine.trace_failure(report.trace_id)
     payload = report.to_simple() if simple else report_json(report, state.traces_dir, failure)
+    if not simple and payload["trace"] is not None:  # the service's own URL, never a path on the server
+        payload["trace"] = f"/v1/traces/{report.trace_id}"
     return JSONResponse(payload, headers={"X-Trace-Id": report.trace_id})

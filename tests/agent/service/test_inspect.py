@@ -40,7 +40,7 @@ def test_multipart_upload_answers_the_ask_json_report(service, fake, photo):
                 "trace", "trace_error"}
     assert set(report) == expected  # agent ask --json: the report's fields, plus trace and trace_error
     assert report["mode"] == "rag" and report["question"] == QUESTION and report["examples_used"]
-    assert report["trace"].endswith(f"{report['trace_id']}.jsonl") and report["trace_error"] is None
+    assert report["trace"] == f"/v1/traces/{report['trace_id']}" and report["trace_error"] is None
     assert report["findings"][0]["label"]["key"] == "scratch"
 
 
