@@ -13,7 +13,7 @@ from index.bench.clustered_vectors import ClusteredVectors, chunk_bounds, recall
 from index.bench.hnsw import HnswBenchOptions, format_hnsw_table, main
 
 TINY = ["--n", "2000", "--dim", "32", "--queries", "40", "--flat-queries", "10", "--chunk", "700",
-        "--ef-search", "8", "64"]
+        "--ef-search", "8", "128"]
 
 
 def test_recall_at_k_on_a_known_answer():
@@ -53,7 +53,7 @@ def test_main_prints_flat_and_hnsw_side_by_side(capsys):
     flat = [line for line in lines if line.startswith("flat (exact)")]
     hnsw = [line for line in lines if line.startswith("hnsw M=32 efC=80 ef=")]
     assert len(flat) == 1 and len(hnsw) == 2
-    assert "ef=64 (default)" in hnsw[1]
+    assert "ef=128 (default)" in hnsw[1]
     for line in flat + hnsw:
         recall = float(re.search(r"(\d\.\d{3})(\s+(PASS|MISS))?$", line).group(1))
         assert 0.0 <= recall <= 1.0, line
@@ -65,11 +65,11 @@ def test_main_prints_flat_and_hnsw_side_by_side(capsys):
 def test_main_json_result_has_every_figure(capsys):
     assert main([*TINY, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["n"] == 2000 and result["ef_search"] == [8, 64] and result["k"] == 10
+    assert result["n"] == 2000 and result["ef_search"] == [8, 128] and result["k"] == 10
     for part in ("flat", "hnsw"):
         assert result[part]["build_s"] > 0 and result[part]["index_bytes"] >= 2000 * 32 * 4, part
     assert result["hnsw"]["index_bytes"] > result["flat"]["index_bytes"]  # the graph's links
-    assert [row["ef_search"] for row in result["hnsw_query"]] == [8, 64]
+    assert [row["ef_search"] for row in result["hnsw_query"]] == [8, 128]
     peaks = result["peak_rss_after"]
     assert list(peaks) == ["flat_build", "exact_topk", "flat_queries", "hnsw_build"]
     assert 0 < peaks["flat_build"] <= peaks["hnsw_build"] <= result["peak_rss_bytes"]
