@@ -220,8 +220,6 @@ class DamageQueryEngine:
         if mode not in MODES:
             raise ValueError(f"Unknown mode '{mode}'; use one of {', '.join(MODES)}.")
         started = time.perf_counter()
-        if mode != "zero-shot":
-            self.start_loading()  # while the photo is read and the request composed
         photo = QueryPhoto(image)
         request = _QueryRequest(photo, history, exclude_images, exclude_groups, on_event, send_photo, sources,
                                 started)
@@ -232,6 +230,8 @@ class DamageQueryEngine:
         """One query: the root span of its model and tool calls (the arguments are what span
         handlers record as its input; the report is its output)."""
         started = request.started
+        if mode != "zero-shot":  # while the photo is decoded and the request composed; in this span
+            self.start_loading()
         photo, history = request.photo, request.history
         view = photo.view(max_pixels=self.config.model.query_max_pixels)
         trace = Trace(self.config.agent.traces_dir, question=question, mode=mode, model=self.config.model.model,
@@ -279,13 +279,16 @@ class DamageQueryEngine:
         if mode != "zero-shot":  # the tools (and the index's search module): not imported for zero-shot
             from tools.context import ToolContext
 
-            ctx = ToolContext(index=await self._index_for(trace, emit), photo=photo, taxonomy=self.taxonomy, model=self.config.model,
+            # rag searches first; agentic's first model call needs no index: it is waited for
+            # before the first tool runs, so the load overlaps the model's first reply
+            index = await self._index_for(trace, emit) if mode == "rag" else None
+            ctx = ToolContext(index=index, photo=photo, taxonomy=self.taxonomy, model=self.config.model,
                               agent=self.config.agent, exclude_images=exclude_images or [],
                               exclude_groups=exclude_groups or [])
         if mode == "rag":
             await run.retrieve_fixed(ctx, messages, question)
         if mode == "agentic":
-            text = await run.agentic(ctx, messages)
+            text = await run.agentic(ctx, messages, index=lambda: self._index_for(trace, emit))
         else:
             text = await run.final(messages)
         return await run.report(text, messages, question, photo.size, ctx, started), messages, ctx

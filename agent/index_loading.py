@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -35,12 +36,17 @@ class IndexLoading:
         self.seconds: float | None = None  # how long the last successful load took
 
     def start(self) -> Future:
-        """Start the load unless one is running or has succeeded; returns its future (idempotent)."""
+        """Start the load unless one is running or has succeeded; returns its future (idempotent).
+        The load runs in a copy of the caller's ``contextvars`` (LlamaIndex keeps the active span
+        there), so the spans it opens belong to the caller's span, if any."""
         with self._lock:
             if self._future is None:
                 future: Future = Future()
                 future.set_running_or_notify_cancel()  # a cancelled waiter must not cancel the load
-                threading.Thread(target=self._run, args=(future,), daemon=True, name="damage-index-load").start()
+                # in the starter's context: a load a query starts is part of its trace (its span)
+                context = contextvars.copy_context()
+                threading.Thread(target=context.run, args=(self._run, future), daemon=True,
+                                 name="damage-index-load").start()
                 self._future = future
             return self._future
 

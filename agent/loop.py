@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.budget import BudgetExceeded, request_tokens
@@ -172,8 +172,10 @@ class QueryRun:
         tools_text = self.engine.prompts.render("hermes_tools", tools=tools_for_prompt(tools))
         messages[0] = ChatMessage(role="system", content=f"{messages[0].content}\n\n{tools_text}")
 
-    async def agentic(self, ctx: Any, messages: list[Any]) -> str:
-        """The tool loop; returns the model's final text."""
+    async def agentic(self, ctx: Any, messages: list[Any],
+                      index: Callable[[], Awaitable[Any]] | None = None) -> str:
+        """The tool loop; returns the model's final text. ``index``: awaited for the index
+        before the first tool runs when ``ctx.index`` is None (it may still be loading)."""
         from llama_index.core.base.llms.types import ChatMessage, TextBlock
 
         from agent.instrumentation import tool_metadata
@@ -213,6 +215,8 @@ class QueryRun:
             if not requests:
                 return text
             allowed, refused = requests[: budget - self.tool_calls], requests[budget - self.tool_calls:]
+            if ctx.index is None and index is not None:
+                ctx.index = await index()
             results = [(r, self._run_tool(ctx, r)) for r in allowed]
             refusal = "Not run: the tool-call budget is used up; give your final answer."
             images = [block for _, result in results for block in result.user_message_blocks()]

@@ -151,3 +151,13 @@ def test_the_first_chat_question_says_what_it_waits_for(slow_open, fake, photo, 
     assert err.count(f"loading the index ({regions:,} regions) and the embedder ") == 1  # the first question only
     assert err.index("loading the index") < err.index("ready after") < err.index("search_similar_damage")
     assert slow_open == ["damage-index-load"]
+
+
+def test_an_agentic_query_asks_the_model_while_the_index_loads(slow_open, engine, fake, photo):
+    fake.script(Reply.tool_calls([("search_similar_damage", {"k": 2})]), Reply.json(ANSWER))
+    events: list[str] = []
+    report = engine.query(photo, "¿Tiene rayones?", mode="agentic", on_event=lambda kind, data: events.append(kind))
+    assert report.valid and report.tool_calls == 1 and len(report.examples_used) == 2
+    # the first reply needs no index: it came back before the load ended, the tool waited for it
+    assert events.index("model") < events.index("waiting") < events.index("ready") < events.index("tool_call")
+    assert slow_open == ["damage-index-load"]
