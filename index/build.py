@@ -171,7 +171,7 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
                   progress: Callable[[int], None] | None, total: Callable[[int], None] | None,
                   checkpoint_every: int) -> dict[str, Any]:
     """:func:`build_index` once the writer lock is held."""
-    from index.vector_store import new_store
+    from index.vector_store import new_store, publish_store
 
     started = time.perf_counter()
     clock = StageClock()
@@ -277,6 +277,7 @@ def _build_locked(config: DomainConfig, index_dir: Path, *, limit: int | None, s
     write_json_atomic(target / BUILD_REPORT, report)
     if not up_to_date:
         swap_in(staging, index_dir)
+        publish_store(store, config.index)
     report["index_dir"] = str(index_dir)
     logger.info("index at %s: %s", index_dir, report["nodes_by_kind"])
     return report

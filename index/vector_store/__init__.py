@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from index.vector_store.config import Backend, IndexType, QdrantConfig, VectorIndexConfig
 
 if TYPE_CHECKING:
-    from index.vector_store.backends import new_store, open_store, store_records
+    from index.vector_store.backends import new_store, open_store, publish_store, store_records
     from index.vector_store.faiss_backend import FaissBackend, IndexKind, as_matrix
     from index.vector_store.file_names import INDEX_FILE, LEGACY_METADATA_FILE, METADATA_FILE
     from index.vector_store.filters import FilterError, MetadataIndex
@@ -87,6 +87,7 @@ __all__ = [
     "new_store",
     "node_id_to_faiss_id",
     "open_store",
+    "publish_store",
     "resolve_store_dir",
     "store_records",
 ]
@@ -112,6 +113,7 @@ _LAZY = {
     "QdrantNodeStore": "qdrant_store",
     "new_store": "backends",
     "open_store": "backends",
+    "publish_store": "backends",
     "store_records": "backends",
 }
 

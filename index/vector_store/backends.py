@@ -98,6 +98,16 @@ def open_store(directory: str | Path, config: VectorIndexConfig, writable: bool 
     return store
 
 
+def publish_store(store: Any, config: VectorIndexConfig) -> None:
+    """After a build's directory swap: point the Qdrant alias at the collection just published,
+    so other Qdrant clients follow the build at once (FAISS: nothing to do). Best effort."""
+    if config.backend != "qdrant":
+        return
+    from index.vector_store.qdrant_generations import publish
+
+    publish(store.client, config.qdrant.collection, store.collection_name)
+
+
 def _check_local_path(config: VectorIndexConfig, index_dir: Path) -> None:
     """Refuse a local-mode folder inside the index directory, which a build's swap replaces."""
     from index.errors import UserError

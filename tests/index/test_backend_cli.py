@@ -50,6 +50,13 @@ def test_a_qdrant_index_built_by_the_cli_searches_like_the_faiss_one(tmp_path, s
     assert not (tmp_path / "qdrant" / "faiss.index").exists()
     pointer = json.loads((tmp_path / "qdrant" / "qdrant.json").read_text())
     assert pointer["collection"].startswith("synth-") and pointer["count"] == built["faiss"]["vectors"]
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(tmp_path / "qdrant-data"))  # before anything opens the index
+    try:  # the build itself moved the alias, for other Qdrant clients
+        assert {a.alias_name: a.collection_name for a in client.get_aliases().aliases} == {"synth": pointer["collection"]}
+    finally:
+        client.close()
 
     photos = sorted(Path(synth_dataset).glob("*.jpg"))
     by_cli = search(tmp_path / "qdrant", photos[1], "--label", "abolladura", "-k", "4")  # a subprocess: it locks the folder
