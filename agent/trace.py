@@ -10,6 +10,7 @@ API keys never enter a trace: requests are summarised, never dumped.
 from __future__ import annotations
 
 import base64
+import errno
 import html
 import io
 import json
@@ -29,6 +30,8 @@ from index.errors import DamageRagError
 logger = logging.getLogger(__name__)
 
 _KEY_HINTS = ("api_key", "authorization", "apikey", "secret", "token=")
+#: How many trace ids a trace draws before giving up on finding a free one (each clash is 1 in 2**24).
+_ID_ATTEMPTS = 16
 
 
 class TraceNotFoundError(DamageRagError, FileNotFoundError):
@@ -66,14 +69,14 @@ class Trace:
     Writing a trace never costs the answer: the first write that fails (a read-only or full
     disk, a file where the folder should be) logs one warning, removes what this trace wrote
     (no empty or half-written file is left) and turns every later write of this trace into a
-    no-op; :attr:`failure` then says why.
+    no-op; :attr:`failure` then says why. The file is created exclusively by the first write:
+    an id another trace already holds is redrawn, so two queries never share a file.
     """
 
     def __init__(self, traces_dir: Path, **query: Any) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        self.id = f"{stamp}-{secrets.token_hex(3)}"
         self.dir = Path(traces_dir)
-        self.path = trace_file(self.dir, self.id)
+        self._draw_id()
+        self._created = False  # whether this trace's file exists (created exclusively by the first write)
         self.failure: TraceWriteFailure | None = None
         self.started = time.perf_counter()
         try:
@@ -81,6 +84,31 @@ class Trace:
         except OSError as exc:
             self._fail(exc)
         self.event("query", **query)
+
+    def _draw_id(self) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        self.id = f"{stamp}-{secrets.token_hex(3)}"
+        self.path = trace_file(self.dir, self.id)
+
+    def _write(self, line: str) -> None:
+        """Append ``line``; the first write creates the file exclusively, drawing a new id while
+        the drawn one is taken (two queries in the same second must not share a file)."""
+        if self._created:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+            return
+        for _ in range(_ID_ATTEMPTS):
+            try:
+                handle = self.path.open("x", encoding="utf-8")
+            except FileExistsError:
+                logger.debug("trace id %s is taken; drawing another", self.id)
+                self._draw_id()
+                continue
+            self._created = True
+            with handle:
+                handle.write(line)
+            return
+        raise FileExistsError(errno.EEXIST, f"no free trace id after {_ID_ATTEMPTS} draws")
 
     @property
     def written(self) -> bool:
@@ -94,8 +122,7 @@ class Trace:
         record = {"type": kind, "t": round(time.perf_counter() - self.started, 4), **_scrub(data)}
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         try:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+            self._write(line)
         except OSError as exc:
             self._fail(exc)
 
@@ -120,6 +147,8 @@ class Trace:
         reason = exc.strerror or str(exc) or type(exc).__name__
         self.failure = TraceWriteFailure(self.path, reason)
         logger.warning("the trace %s could not be written (%s); no trace is kept for this query", self.path, reason)
+        if not self._created:  # nothing of this trace's is on disk (a file of that name is another's)
+            return
         try:
             self.path.unlink(missing_ok=True)
         except OSError as cleanup:

@@ -26,6 +26,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.service import examples, inspect, openai_door, traces
 from agent.service.auth import BearerToken
@@ -51,7 +52,7 @@ async def readiness(state: ServiceState) -> str | None:
             state.index.ensure()  # after a failure, try again (the index may have been built since)
             if index.error is not None:
                 return str(index.error)
-            return f"The index at {state.engine.index_dir} is still loading; retry in a few seconds."
+            return f"The index {Path(state.engine.index_dir).name} is still loading; retry in a few seconds."
     try:
         await asyncio.to_thread(check_reachable, state.config.model)
     except ModelEndpointError as exc:
@@ -65,6 +66,17 @@ def _validation_line(exc: RequestValidationError) -> str:
     return f"Invalid {where or 'request'}: {first.get('msg', 'not valid')}."
 
 
+def http_error_line(request: Request, exc: StarletteHTTPException) -> str:
+    """One sentence for one of Starlette's HTTP exceptions, naming the route."""
+    detail = " ".join(str(exc.detail or "").split()).rstrip(".")
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code in (404, 405) and detail in ("", "Not Found", "Method Not Allowed"):
+        return f"No route {where}."
+    if exc.status_code in (404, 405):
+        return f"{detail}."
+    return f"{where}: {detail or 'the request was refused'} (HTTP {exc.status_code})."
+
+
 def create_app(engine: Any) -> FastAPI:
     """The app serving ``engine`` (a :class:`agent.engine.DamageQueryEngine`); the index starts
     loading in the background when the app starts."""
@@ -74,6 +86,7 @@ def create_app(engine: Any) -> FastAPI:
     state = ServiceState(engine)
     service = engine.config.service
     secret_env = engine.config.model.api_key_env
+    redact = state.redact  # server folders by name, the model's and Qdrant's keys masked
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,25 +103,23 @@ def create_app(engine: Any) -> FastAPI:
 
     @app.exception_handler(DamageRagError)
     async def project_error(request: Request, exc: DamageRagError) -> JSONResponse:
-        return response_for(exc, secret_env, service.retry_after_s)
+        return response_for(exc, secret_env, service.retry_after_s, redact=redact)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, _validation_line(exc), code="invalid_request", api_key_env=secret_env)
+        return error_response(400, _validation_line(exc), code="invalid_request", api_key_env=secret_env,
+                              redact=redact)
 
-    async def no_route(request: Request, exc: Exception) -> JSONResponse:
-        status = getattr(exc, "status_code", 404)
-        detail = getattr(exc, "detail", None)
-        message = detail if detail and detail not in ("Not Found", "Method Not Allowed") else \
-            f"No route {request.method} {request.url.path}."
-        return error_response(status, str(message), headers=getattr(exc, "headers", None), api_key_env=secret_env)
-
-    app.add_exception_handler(404, no_route)  # Starlette's own 404 / 405 (no route), and ours
-    app.add_exception_handler(405, no_route)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's and FastAPI's own refusals (no route, a form it cannot parse, a form part
+        over 1 MB) as OpenAI-style bodies."""
+        return error_response(exc.status_code, http_error_line(request, exc), headers=getattr(exc, "headers", None),
+                              api_key_env=secret_env, redact=redact)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return response_for(exc, secret_env)
+        return response_for(exc, secret_env, redact=redact)
 
     token = BearerToken(service.api_key_env)
     for router in (inspect.router, openai_door.router, traces.router, examples.router):
@@ -123,7 +134,7 @@ def create_app(engine: Any) -> FastAPI:
         reason = await readiness(state)
         if reason is not None:
             return error_response(503, reason, code="not_ready", headers={"Retry-After": str(service.retry_after_s)},
-                                  api_key_env=secret_env)
+                                  api_key_env=secret_env, redact=redact)
         index = state.index.state
         return JSONResponse({"status": "ready", "mode": state.config.agent.mode, "model": state.config.model.model,
                              "index_loaded": index.loaded, "index_load_s": index.seconds,

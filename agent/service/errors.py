@@ -9,6 +9,7 @@ to HTTP statuses; the message is the sentence the CLI prints, with secrets maske
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -40,9 +41,14 @@ def error_body(status: int, message: str, code: str | None = None, param: str | 
 
 
 def error_response(status: int, message: str, *, code: str | None = None, param: str | None = None,
-                   headers: dict[str, str] | None = None, api_key_env: str | None = None) -> JSONResponse:
-    """A JSON error response; the message is masked (``api_key_env``'s key, bearer tokens)."""
+                   headers: dict[str, str] | None = None, api_key_env: str | None = None,
+                   redact: Callable[[str], str] | None = None) -> JSONResponse:
+    """A JSON error response; the message is masked (``api_key_env``'s key, bearer tokens) and
+    passed through ``redact`` (the service's :class:`agent.service.public.Redactor`: folders by
+    name, the model's and Qdrant's keys masked)."""
     line = mask_secrets(" ".join(str(message).split()), api_key_env)
+    if redact is not None:
+        line = redact(line)
     return JSONResponse(error_body(status, line, code, param), status_code=status, headers=headers)
 
 
@@ -82,7 +88,8 @@ def status_of(exc: BaseException) -> tuple[int, str]:
     return 500, "internal_error"
 
 
-def response_for(exc: BaseException, api_key_env: str | None = None, retry_after_s: int | None = None) -> JSONResponse:
+def response_for(exc: BaseException, api_key_env: str | None = None, retry_after_s: int | None = None,
+                 redact: Callable[[str], str] | None = None) -> JSONResponse:
     """The error response for an exception raised while answering (never a stack trace)."""
     status, code = status_of(exc)
     headers = dict(getattr(exc, "headers", None) or {})
@@ -94,4 +101,4 @@ def response_for(exc: BaseException, api_key_env: str | None = None, retry_after
     else:
         message = str(exc)
     return error_response(status, message, code=code, param=getattr(exc, "param", None), headers=headers,
-                          api_key_env=api_key_env)
+                          api_key_env=api_key_env, redact=redact)

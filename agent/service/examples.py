@@ -106,4 +106,4 @@ async def example_image(request: Request, example_id: str) -> FileResponse:
     if path is None or not path.is_file():
         raise ServiceError(404, f"The example '{hit.id}' has no stored crop in the index.", code="example_image_missing",
                            param="id")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

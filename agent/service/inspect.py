@@ -18,7 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from agent.service.errors import ServiceError
-from agent.service.uploads import check_photo, decode_image_field
+from agent.service.public import public_report
+from agent.service.uploads import check_photo, decode_image_field, upload_limits
 from index.config import MODES
 
 router = APIRouter()
@@ -102,8 +103,6 @@ async def inspect(request: Request, simple: bool = False) -> JSONResponse:
     The photo is checked as an image (size, header, pixel count) before anything else; the
     question must not be empty. ``?simple=1`` returns the short JSON shape.
     """
-    from agent.cli import report_json
-
     state = request.app.state.service
     config = state.config
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -115,14 +114,10 @@ async def inspect(request: Request, simple: bool = False) -> JSONResponse:
         raise ServiceError(415, f"Content-Type {kind} is not accepted: send multipart/form-data or application/json.",
                            code="unsupported_media_type")
     what = "photo" if kind.startswith("multipart") else "image"
-    check_photo(data, max_upload_mb=config.service.max_upload_mb, max_pixels=config.dataset.max_image_pixels,
-                what=what)
+    check_photo(data, what=what, **upload_limits(config))
     question = checked_question(fields.get("question"))
     mode = checked_mode(fields.get("mode"))
     question = with_label(question, fields.get("label") or None, state.engine.taxonomy)
     report = await state.ask(data, question, mode=mode, disconnected=request.is_disconnected)
-    failure = state.engine.trace_failure(report.trace_id)
-    payload = report.to_simple() if simple else report_json(report, state.traces_dir, failure)
-    if not simple and payload["trace"] is not None:  # the service's own URL, never a path on the server
-        payload["trace"] = f"/v1/traces/{report.trace_id}"
+    payload = report.to_simple() if simple else public_report(state, report)
     return JSONResponse(payload, headers={"X-Trace-Id": report.trace_id})

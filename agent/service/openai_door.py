@@ -7,7 +7,8 @@ message is the user's, holding exactly one image (a ``data:`` URI) and a questio
 by the engine; earlier user and assistant turns are its history, a client's system message is
 left out (the engine has its own). Anything else — no image, several, an http(s) image URL
 (never fetched), client tools, another model's name — is refused with an OpenAI error body, or
-passed upstream unchanged with ``service.unsupported: passthrough``.
+passed upstream unchanged with ``service.unsupported: passthrough`` (taking a place in the queue
+like any question; http(s) image URLs still refused unless ``service.passthrough_image_urls``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from agent.service.errors import ServiceError
+from agent.service.public import public_report
 from agent.service.streaming import chat_completion, completion_chunks, event_stream
-from agent.service.uploads import check_photo, decode_image_field
+from agent.service.uploads import check_photo, decode_image_field, upload_limits
 from index.config import MODES
 
 router = APIRouter()
@@ -101,11 +103,19 @@ def engine_chat(body: dict[str, Any], limits: dict[str, Any]) -> EngineChat:
         ServiceError: For one it would answer but that is broken (an unreadable image, no question).
     """
     model = body.get("model")
+    if not isinstance(model, str):
+        raise ServiceError(400, "The request's 'model' must be a string, e.g. \"damage-rag\".",
+                           code="invalid_request", param="model")
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for number, message in enumerate(messages, start=1):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise ServiceError(400, f"Message {number} is not an object with a 'role' (a string).",
+                                   code="invalid_request", param="messages")
     if model not in MODEL_MODES:
         raise Unsupported(404, f"The model '{model}' is not served here; this service serves "
                                f"{', '.join(MODEL_MODES)}.", code="model_not_found", param="model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+    if not isinstance(messages, list) or not messages:
         raise ServiceError(400, "The request has no messages.", code="invalid_request", param="messages")
     if body.get("tools") or body.get("functions"):
         raise Unsupported(400, "The request carries its own tools; the engine answers with its retrieval tools "
@@ -128,6 +138,14 @@ def engine_chat(body: dict[str, Any], limits: dict[str, Any]) -> EngineChat:
     return EngineChat(photo, question, MODEL_MODES[model], _history(messages[:-1], limits))
 
 
+def fetched_urls(body: dict[str, Any]) -> int:
+    """How many image parts of the request's messages are URLs an upstream would fetch (not ``data:``)."""
+    messages = body.get("messages")
+    return sum(1 for message in messages if isinstance(message, dict)
+               for part in _parts(message) if part.get("type") == "image_url"
+               and not _image_url(part).strip().lower().startswith("data:")) if isinstance(messages, list) else 0
+
+
 def _wants_json(body: dict[str, Any]) -> bool:
     kind = body.get("response_format")
     return isinstance(kind, dict) and kind.get("type") in ("json_object", "json_schema")
@@ -137,7 +155,6 @@ def _wants_json(body: dict[str, Any]) -> bool:
 async def chat_completions(request: Request) -> Response:
     """A ``chat.completion`` (or its stream) whose content is the engine's answer, or the
     report JSON when ``response_format`` asks for JSON; ``X-Trace-Id`` names the trace."""
-    from agent.cli import report_json
     from agent.service.passthrough import forward_chat
 
     state = request.app.state.service
@@ -148,21 +165,25 @@ async def chat_completions(request: Request) -> Response:
         raise ServiceError(400, "The request body is not JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise ServiceError(400, "The request body must be a JSON object.", code="invalid_json")
-    limits = {"max_upload_mb": config.service.max_upload_mb, "max_pixels": config.dataset.max_image_pixels}
     try:
-        chat = engine_chat(body, limits)
+        chat = engine_chat(body, upload_limits(config))
     except Unsupported:
         if config.service.unsupported != "passthrough":
             raise
+        urls = fetched_urls(body)
+        if urls and not config.service.passthrough_image_urls:
+            raise ServiceError(400, f"The request holds {urls} image URL(s); neither this service nor its upstream "
+                                    "fetches URLs (service.passthrough_image_urls is false): send the images as "
+                                    "data:image/...;base64, URIs.", code="image_url_not_supported",
+                               param="messages") from None
         upstream = dict(body)
         if upstream.get("model") in MODEL_MODES:
             upstream["model"] = config.model.model
-        return await forward_chat(upstream, config.model)
+        return await forward_chat(upstream, config.model, gate=state.gate)
     report = await state.ask(chat.photo, chat.question, mode=chat.mode, history=chat.history,
                              disconnected=request.is_disconnected)
     if _wants_json(body):
-        failure = state.engine.trace_failure(report.trace_id)
-        content = json.dumps(report_json(report, state.traces_dir, failure), ensure_ascii=False)
+        content = json.dumps(public_report(state, report), ensure_ascii=False)
     else:
         content = report.answer or report.raw_text or report.error or ""
     model = str(body["model"])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.service.errors import ServiceError
+from agent.service.public import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class ServiceState:
         self.loop = EngineLoop()
         self.gate = InferenceGate(service.max_concurrent, service.max_queue, service.retry_after_s)
         self.index = IndexLoader(engine)
+        self.redact = Redactor.for_engine(engine)
         self.started = time.time()
 
     @property

@@ -1,5 +1,6 @@
 """``GET /v1/traces`` and ``GET /v1/traces/{id}``: each query's trace, as JSON or as the HTML page
-``agent trace show --html`` writes.
+``agent trace show --html`` writes. Neither shows a path on the server: every path in the events
+is cut to its base name (:meth:`agent.service.public.Redactor.events`).
 
 A trace id must match :data:`TRACE_ID` (the form :class:`agent.trace.Trace` gives its ids)
 before it names a file, so no request value becomes a path.
@@ -49,7 +50,7 @@ async def traces(request: Request, limit: int = 100) -> JSONResponse:
     state = request.app.state.service
     found = await asyncio.to_thread(list_traces, state.traces_dir, max(0, limit))
     total = await asyncio.to_thread(lambda: sum(1 for _ in Path(state.traces_dir).glob("*.jsonl")))
-    return JSONResponse({"object": "list", "data": found, "total": total})
+    return JSONResponse({"object": "list", "data": state.redact.events(found), "total": total})
 
 
 @router.get("/v1/traces/{trace_id}", summary="One trace: its events as JSON, or the HTML page")
@@ -65,7 +66,7 @@ async def trace(request: Request, trace_id: str, format: str | None = None) -> R
     wants_html = format == "html" or (format is None and "text/html" in request.headers.get("accept", ""))
     if format not in (None, "html", "json"):
         raise ServiceError(400, f"Unknown format '{format}'; use json or html.", code="invalid_format", param="format")
-    if wants_html:
-        page = await asyncio.to_thread(trace_html, events)
+    if wants_html:  # the images are read here, server-side; the page prints no path
+        page = await asyncio.to_thread(trace_html, state.redact.events(events, keep_files=True))
         return HTMLResponse(page)
-    return JSONResponse({"id": trace_id, "events": events})
+    return JSONResponse({"id": trace_id, "events": state.redact.events(events)})

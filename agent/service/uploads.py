@@ -91,12 +91,24 @@ def decode_image_field(value: str, what: str = "image") -> bytes:
                            code="invalid_image", param=what) from None
 
 
-def check_photo(data: bytes, *, max_upload_mb: float, max_pixels: int, what: str = "photo") -> None:
+def upload_limits(config: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`check_photo` for the service: ``service.max_upload_mb``, and
+    the lower of ``service.max_upload_pixels`` and ``dataset.max_image_pixels`` with its key."""
+    service, dataset = config.service, config.dataset
+    if dataset.max_image_pixels < service.max_upload_pixels:
+        pixels, setting = dataset.max_image_pixels, "dataset.max_image_pixels"
+    else:
+        pixels, setting = service.max_upload_pixels, "service.max_upload_pixels"
+    return {"max_upload_mb": service.max_upload_mb, "max_pixels": pixels, "pixels_setting": setting}
+
+
+def check_photo(data: bytes, *, max_upload_mb: float, max_pixels: int, what: str = "photo",
+                pixels_setting: str = "dataset.max_image_pixels") -> None:
     """Refuse, in one line, bytes that are too big, not an image, or an image of too many pixels.
 
     Raises:
         ServiceError: 413 over ``max_upload_mb``; 400 when empty, truncated or over ``max_pixels``
-            (``dataset.max_image_pixels``); 415 when Pillow cannot identify an image.
+            (the setting named ``pixels_setting``); 415 when Pillow cannot identify an image.
     """
     from index.imaging.decode import ImageReadError, ImageTooLargeError, read_header
 
@@ -108,7 +120,7 @@ def check_photo(data: bytes, *, max_upload_mb: float, max_pixels: int, what: str
     try:
         header = read_header(data, f"The {what}")
     except ImageTooLargeError as exc:
-        raise ServiceError(400, f"{exc}; at most {max_pixels / 1e6:g} MP are read (dataset.max_image_pixels).",
+        raise ServiceError(400, f"{exc}; at most {max_pixels / 1e6:g} MP are read ({pixels_setting}).",
                            code="image_too_large", param=what) from None
     except ImageReadError:
         raise ServiceError(415, f"The {what} is not an image the service can read (JPEG, PNG, WebP, TIFF, BMP...).",
@@ -116,7 +128,7 @@ def check_photo(data: bytes, *, max_upload_mb: float, max_pixels: int, what: str
     pixels = header.width * header.height
     if pixels > max_pixels:
         raise ServiceError(400, f"The {what} is {header.width}x{header.height} ({pixels / 1e6:.1f} MP); "
-                                f"dataset.max_image_pixels allows {max_pixels / 1e6:g} MP.",
+                                f"{pixels_setting} allows {max_pixels / 1e6:g} MP.",
                            code="image_too_large", param=what)
     if header.truncated:
         raise ServiceError(400, f"The {what} ({header.format}) is truncated: its data ends before the image does.",

@@ -334,6 +334,12 @@ class ServiceConfig(_Strict):
         description="Largest photo accepted, in MB (decoded bytes; a request body may be 4/3 of it plus "
         "1 MB, for base64 and form fields); bigger uploads get HTTP 413 before anything is read.",
     )
+    max_upload_pixels: int = Field(
+        default=40_000_000, ge=1,
+        description="Largest photo accepted, in pixels (read from its header before it is decoded; a "
+        "12 MP photo is well under): more is refused with HTTP 400. dataset.max_image_pixels still "
+        "applies when it is lower.",
+    )
     api_key_env: str = Field(
         default="DAMAGE_RAG_API_KEY",
         description="Environment variable holding the service's own bearer token: when it is set, every "
@@ -345,6 +351,11 @@ class ServiceConfig(_Strict):
         description="Chat requests the engine cannot answer (no image, several images, an http(s) "
         "image URL, another model's name): 'refuse' answers an OpenAI-style 400; 'passthrough' "
         "forwards them to model.api_base unchanged (a damage-rag model name replaced by model.model).",
+    )
+    passthrough_image_urls: bool = Field(
+        default=False,
+        description="With unsupported: passthrough, whether a request holding http(s) image URLs may be "
+        "passed upstream (the upstream would fetch them from its own network); false: refused with 400.",
     )
 
 

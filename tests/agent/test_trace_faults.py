@@ -168,3 +168,18 @@ def test_a_failed_write_removes_what_the_trace_wrote(tmp_path, monkeypatch):
     trace.event("after", ok=True)
     assert trace.failure is not None and trace.failure.reason == "No space left on device"
     assert leftovers(tmp_path / "traces") == []
+
+
+def test_a_trace_id_already_taken_is_drawn_again(tmp_path, monkeypatch):
+    import agent.trace as trace_module
+
+    draws = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
+    monkeypatch.setattr(trace_module.secrets, "token_hex", lambda n: next(draws))
+    noon = trace_module.datetime(2026, 1, 1, 12, tzinfo=trace_module.timezone.utc)
+    monkeypatch.setattr(trace_module, "datetime", type("Frozen", (), {"now": staticmethod(lambda tz=None: noon)}))
+    first = Trace(tmp_path / "traces", question="first")
+    second = Trace(tmp_path / "traces", question="second")  # same second, same random bits: redrawn
+    assert first.id.endswith("-aaaaaa") and second.id.endswith("-bbbbbb") and first.path != second.path
+    first.event("report", report={})
+    assert [json.loads(line)["type"] for line in first.path.read_text().splitlines()] == ["query", "report"]
+    assert json.loads(second.path.read_text())["question"] == "second"

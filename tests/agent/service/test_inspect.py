@@ -131,6 +131,7 @@ def test_examples_json_and_crop(service, fake, photo):
     assert info["id"] == example_id and info["labels"] and info["source_image"].endswith(".jpg")
     assert "/" not in info["source_image"]
     assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
+    assert crop.headers["cache-control"] == "private, max-age=3600"  # it may need the bearer token
     with Image.open(io.BytesIO(crop.content)) as image:
         assert image.size == (info["width"], info["height"])
     assert info["polygons"] and all(len(point) == 2 for polygon in info["polygons"] for point in polygon)
@@ -156,6 +157,11 @@ def test_traces_list_json_html_and_ids_checked(service, fake, photo):
     assert page.headers["content-type"].startswith("text/html") and "A question for the trace list" in page.text
     assert browser.headers["content-type"].startswith("text/html")
     assert as_json["events"][-1]["type"] == "report"
+    photo_event = next(e for e in as_json["events"] if e["type"] == "photo")
+    assert photo_event["photo_copy"] == "query.jpg"  # a base name, never the server's path
+    for shown in (json.dumps(as_json), json.dumps(listed), page.text):
+        assert str(service.traces_dir) not in shown and str(service.traces_dir.parent) not in shown
+    assert "src='data:image/jpeg;base64," in page.text  # the page still shows the photo, read server-side
     assert bad.status_code == 404
     assert "is not a trace id" in one_line_error(odd, 404)
     assert "No trace" in one_line_error(missing, 404)

@@ -131,3 +131,43 @@ def test_passthrough_masks_the_upstream_key_in_what_comes_back(narrow, fake):
         response = http.post("/v1/chat/completions", json={"model": "qwen", "messages": [
             {"role": "user", "content": "Hi!"}]})
     assert response.status_code == 400 and UPSTREAM_KEY not in response.text and "***" in response.text
+
+
+def test_passthrough_masks_the_upstream_key_in_the_kept_headers(narrow, fake):
+    fake.responder = lambda body: Reply.http_error(429, "slow down", headers={
+        "x-request-id": f"req-{UPSTREAM_KEY}", "retry-after": "2"})
+    with httpx.Client(base_url=narrow.url, timeout=30) as http:
+        response = http.post("/v1/chat/completions", json={"model": "qwen", "messages": [
+            {"role": "user", "content": "Hi!"}]})
+    assert response.status_code == 429 and response.headers["retry-after"] == "2"
+    assert UPSTREAM_KEY not in str(response.headers) and response.headers["x-request-id"] == "req-***"
+
+
+def test_passed_through_requests_take_a_place_in_the_queue(narrow, fake):
+    fake.responder = lambda body: Reply.slow(1.0, Reply.text("Hello from upstream."))
+    body = {"model": "qwen", "messages": [{"role": "user", "content": "Hi!"}]}
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=narrow.url, timeout=60) as http:
+            first = asyncio.create_task(http.post("/v1/chat/completions", json=body))
+            await asyncio.sleep(0.3)
+            second = asyncio.create_task(http.post("/v1/chat/completions", json={**body, "stream": True}))
+            await asyncio.sleep(0.3)
+            third = await http.post("/v1/chat/completions", json=body)
+            return [await first, await second, third]
+
+    first, second, third = asyncio.run(run())
+    assert first.status_code == 200 and second.status_code == 200, second.text
+    assert "busy" in one_line_error(third, 503) and third.headers["retry-after"] == "7"
+    assert len(fake.chat_requests) == 2  # the refused one never went upstream
+    with httpx.Client(base_url=narrow.url, timeout=30) as http:  # every slot given back, the stream's too
+        ready = http.get("/readyz").json()
+    assert (ready["running"], ready["waiting"]) == (0, 0)
+
+
+def test_passthrough_never_sends_an_image_url_upstream_by_default(narrow, fake, photo):
+    with httpx.Client(base_url=narrow.url, timeout=30) as http:
+        response = http.post("/v1/chat/completions", json={"model": "qwen", "messages": [
+            user_message("What is this?", "http://169.254.169.254/latest/meta-data.png")]})
+    assert "service.passthrough_image_urls" in one_line_error(response, 400)
+    assert fake.chat_requests == []

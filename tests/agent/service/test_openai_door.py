@@ -47,6 +47,7 @@ def test_chat_answers_with_retrieved_examples_usage_and_trace(client, service, c
     assert completion.object == "chat.completion" and completion.model == "damage-rag:rag"
     assert completion.choices[0].finish_reason == "stop"
     assert report["trace_id"] == trace_id and report["mode"] == "rag" and report["valid"]
+    assert report["trace"] == f"/v1/traces/{trace_id}"  # the service's URL, as /v1/inspect gives it
     assert report["answer"].startswith("Respuesta fija")  # the canned Spanish answer, for a Spanish question
 
     # the retrieved examples reached the model as images, after the query photo, named in the text

@@ -133,6 +133,7 @@ def test_readyz_says_in_one_line_why_not(tmp_path):
                 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "no-index" in message and "\n" not in message
+        assert str(tmp_path) not in message  # the index by name, never its path on the server
     with _app(tmp_path, **{"agent.mode": "zero-shot"}) as client:  # no index needed; nothing listens on port 9
         response = client.get("/readyz")
         assert response.status_code == 503 and response.headers["retry-after"] == "5"
@@ -173,3 +174,80 @@ def test_a_caller_that_goes_away_gives_its_slot_back():
 
     running, waiting, left = asyncio.run(run())
     assert (running, waiting, left) == (1, 1, 0) and Engine.cancelled == 1
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"model": ["damage-rag"], "messages": []}, "model"),
+    ({"model": {"x": 1}, "messages": []}, "model"),
+    ({"model": "damage-rag", "messages": ["hello"]}, "messages"),
+    ({"model": "damage-rag", "messages": [{"content": "no role"}, {"role": "user", "content": "x"}]}, "messages"),
+    ({"model": "other", "messages": [None]}, "messages"),
+])
+def test_a_malformed_chat_request_is_a_400_not_a_crash_nor_passed_through(body, param):
+    with pytest.raises(ServiceError) as caught:
+        engine_chat(body, LIMITS)
+    assert caught.value.status == 400 and caught.value.param == param and not isinstance(caught.value, Unsupported)
+
+
+def test_trace_events_show_base_names_never_server_paths():
+    from agent.service.public import Redactor
+
+    redact = Redactor(folders=(("/srv/data/index-v2", "index-v2"),))
+    events = [{"type": "query", "question": "Any dent?", "photo": "/home/u/photos/car.jpg"},
+              {"type": "photo", "photo_copy": "/srv/traces/20260101-120000-a1b2c3/query.jpg"},
+              {"type": "images_sent", "images": [{"path": "/srv/traces/x/img1-0.jpg", "caption": "r-1"}]},
+              {"type": "tool_call", "result": {"hits": [{"crop_path": "crops/r-1.jpg",
+                                                         "source_image": "C:\\data\\img\\a.jpg"}]},
+               "error": "No index at /srv/data/index-v2/manifest.json."}]
+    public = redact.events(events)
+    assert public[0] == {"type": "query", "question": "Any dent?", "photo": "car.jpg"}
+    assert public[1]["photo_copy"] == "query.jpg" and public[2]["images"][0] == {"path": "img1-0.jpg", "caption": "r-1"}
+    assert public[3]["result"]["hits"][0] == {"crop_path": "r-1.jpg", "source_image": "a.jpg"}
+    assert public[3]["error"] == "No index at index-v2/manifest.json."
+    for_page = redact.events(events, keep_files=True)  # the page reads the images, prints no path
+    assert for_page[1]["photo_copy"] == events[1]["photo_copy"] and for_page[0]["photo"] == "car.jpg"
+    assert for_page[2]["images"][0]["path"] == events[2]["images"][0]["path"]
+
+
+def test_service_messages_name_folders_and_mask_the_qdrant_key(tmp_path, monkeypatch):
+    from agent.engine import DamageQueryEngine
+    from agent.service.public import Redactor
+    from index.config import apply_overrides, load_config
+    from tests.fixtures.paths import VEHICLE_CONFIG
+
+    monkeypatch.setenv("QDRANT_API_KEY", "qdrant-secret-key-123")
+    config = apply_overrides(load_config(VEHICLE_CONFIG), {"agent.traces_dir": str(tmp_path / "traces")})
+    redact = Redactor.for_engine(DamageQueryEngine(config, index_dir=tmp_path / "idx"))
+    line = redact(f"No index at {tmp_path / 'idx' / 'manifest.json'}; Qdrant refused key qdrant-secret-key-123.")
+    assert line == "No index at idx/manifest.json; Qdrant refused key ***."
+
+
+def test_the_upload_pixel_limit_is_the_services(tmp_path):
+    from PIL import Image
+
+    from agent.service.uploads import check_photo, upload_limits
+    from index.config import apply_overrides, load_config
+    from tests.fixtures.paths import VEHICLE_CONFIG
+
+    config = load_config(VEHICLE_CONFIG)
+    assert config.service.max_upload_pixels == 40_000_000
+    big = tmp_path / "big.png"
+    Image.new("1", (8000, 5100)).save(big)  # 40.8 MP, a few KB
+    with pytest.raises(ServiceError) as caught:
+        check_photo(big.read_bytes(), what="photo", **upload_limits(config))
+    assert caught.value.status == 400 and "service.max_upload_pixels allows 40 MP" in str(caught.value)
+    lower = apply_overrides(config, {"dataset.max_image_pixels": 4_000_000})
+    assert upload_limits(lower)["pixels_setting"] == "dataset.max_image_pixels"
+    check_photo(big.read_bytes(), what="photo", **upload_limits(apply_overrides(
+        config, {"service.max_upload_pixels": 50_000_000})))
+
+
+def test_starlettes_own_refusals_are_openai_style_errors(tmp_path):
+    with _app(tmp_path, **{"agent.mode": "zero-shot"}) as client:
+        no_boundary = client.post("/v1/inspect", content=b"--x\r\n", headers={"Content-Type": "multipart/form-data"})
+        wrong_method = client.delete("/v1/inspect")
+    error = no_boundary.json()["error"]
+    assert no_boundary.status_code == 400 and "detail" not in no_boundary.json()
+    assert error["message"].startswith("POST /v1/inspect: ") and "boundary" in error["message"].lower()
+    assert "\n" not in error["message"] and error["type"] == "invalid_request_error"
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["message"] == "No route DELETE /v1/inspect."
