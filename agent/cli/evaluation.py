@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.cli.endpoint import with_hint
 from agent.endpoint_errors import ModelEndpointError
-from agent.evaluation.run import DEFAULT_QUESTION, EvalOptions, run_evaluation
+from agent.evaluation.question import DEFAULT_QUESTION
 from index.config import DEFAULT_CONFIG, MODES
 from index.console import out, phase_progress, print_json, say
 from index.errors import UserError
+
+if TYPE_CHECKING:
+    from agent.evaluation.run import EvalOptions
 
 __all__ = ["options_from_args", "register"]
 
@@ -68,6 +71,8 @@ def register(sub: Any) -> None:
 
 def options_from_args(args: argparse.Namespace) -> EvalOptions:
     """The :class:`EvalOptions` of parsed ``eval`` flags."""
+    from agent.evaluation.run import EvalOptions
+
     return EvalOptions(
         config=args.config, dataset=args.dataset, embedder=args.embedder, api_base=args.api_base, model=args.model,
         n=args.n, modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()), question=args.question,
@@ -80,6 +85,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run the evaluation and print its summary (or JSON)."""
     from agent.evaluation.outputs import format_summary
+    from agent.evaluation.run import run_evaluation
 
     options = options_from_args(args)
     try:

@@ -5,8 +5,18 @@ model about the test photos in every mode with cached answers (:mod:`.answers`),
 (:mod:`.scoring`, on :mod:`index.evaluation.metrics`) and writes the report (:mod:`.outputs`).
 """
 
-from agent.evaluation.run import EvalOptions, check_endpoint, default_run_dir, run_evaluation
-from agent.evaluation.scoring import GroundTruth, Prediction, TruthRegion, compare_modes, score_mode
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Exported name → the submodule defining it, imported on first use (``agent ask`` imports the
+#: command line, which only needs :mod:`agent.evaluation.question`).
+_EXPORTS = {
+    "EvalOptions": "run", "check_endpoint": "run", "default_run_dir": "run", "run_evaluation": "run",
+    "GroundTruth": "scoring", "Prediction": "scoring", "TruthRegion": "scoring", "compare_modes": "scoring",
+    "score_mode": "scoring",
+}
 
 __all__ = [
     "EvalOptions",
@@ -19,3 +29,10 @@ __all__ = [
     "run_evaluation",
     "score_mode",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The exported names, imported from their submodule on first use."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"agent.evaluation.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,7 @@ from agent.evaluation.answers import (
     slug,
     store,
 )
+from agent.evaluation.question import DEFAULT_QUESTION
 from agent.evaluation.scoring import GroundTruth, compare_modes, prediction_from_report, score_mode
 from agent.report import DamageReport
 from index.config import DEFAULT_CONFIG, MODES, DomainConfig, apply_overrides, load_config
@@ -54,7 +55,6 @@ from index.errors import EvaluationError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUESTION = "Inspect this {subject} photo. Which of the listed damage types are visible, and where?"
 EVAL_ROOT = Path("outputs/eval")
 
 #: ``progress(phase, done, total)``: phase is "index" or "queries".
