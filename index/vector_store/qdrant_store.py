@@ -46,7 +46,7 @@ from index.vector_store.qdrant_connect import (
     server_url,
 )
 from index.vector_store.qdrant_filters import FIELDS
-from index.vector_store.records import NodeRecord
+from index.vector_store.records import NodeRecord, latest_by_id
 
 __all__ = ["QdrantNodeStore"]
 
@@ -171,11 +171,7 @@ class QdrantNodeStore(BasePydanticVectorStore):
 
         if not nodes:
             return []
-        latest: dict[str, BaseNode] = {}
-        for node in nodes:
-            latest.pop(node.node_id, None)  # the last occurrence wins, in its position
-            latest[node.node_id] = node
-        batch = list(latest.values())
+        batch = latest_by_id(nodes)
         for node in batch:
             if node.embedding is None:
                 raise ValueError(f"node {node.node_id!r} has no embedding; embed it before adding")

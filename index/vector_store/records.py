@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,16 @@ _EMBEDDING_FIELDS = ("embedding", "text_embedding")
 
 class FaissIdCollisionError(DamageRagError, ValueError):
     """Two different node ids map to the same 64-bit FAISS id."""
+
+
+def latest_by_id(nodes: Sequence[BaseNode]) -> list[BaseNode]:
+    """``nodes`` with each node id once: the last occurrence wins, in its position (what an
+    upsert of a batch holding one id twice means)."""
+    latest: dict[str, BaseNode] = {}
+    for node in nodes:
+        latest.pop(node.node_id, None)
+        latest[node.node_id] = node
+    return list(latest.values())
 
 
 def node_id_to_faiss_id(node_id: str) -> int:

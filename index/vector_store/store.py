@@ -55,7 +55,7 @@ from index.vector_store.persistence import (
     resolve_store_dir,
     write_store,
 )
-from index.vector_store.records import NodeRecord
+from index.vector_store.records import NodeRecord, latest_by_id
 
 __all__ = ["FaissNodeStore"]
 
@@ -127,11 +127,7 @@ class FaissNodeStore(BasePydanticVectorStore):
         """
         if not nodes:
             return []
-        latest: dict[str, BaseNode] = {}
-        for node in nodes:
-            latest.pop(node.node_id, None)  # keep the last occurrence, in its position
-            latest[node.node_id] = node
-        batch = list(latest.values())
+        batch = latest_by_id(nodes)
         embeddings = []
         for node in batch:
             if node.embedding is None:
