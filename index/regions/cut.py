@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,71 @@ def save_crop(rendered: RenderedCrop, index_dir: Path) -> None:
         atomic_write(target, lambda tmp: rendered.image.save(tmp, "JPEG", quality=90))
 
 
+_Source = tuple[Image.Image, tuple[float, float], tuple[int, int]]
+
+
+def _reduced_sources(
+    photo: Image.Image, crops: list[RegionCrop], scale: float, full_size: tuple[int, int],
+) -> Callable[[RegionCrop], _Source]:
+    """For each crop, the pixels to cut it from: the photo itself or a box-reduced copy.
+
+    Small outputs (the 1024 px whole-image node) are cut from ``photo.reduce(k)``: resampling
+    12 MP down to 1 MP directly costs several times more. A factor wanted by crops covering
+    at least half the photo reduces the whole photo once, shared by them; otherwise each crop
+    reduces only its own box (plus a margin for the resampling filter), on the same k-pixel
+    grid as the whole-photo reduction, so its pixels are the same either way.
+
+    Returns:
+        A function giving a crop's source image, its scale relative to full resolution
+        (x, y) and the offset (in source pixels) of its top-left corner.
+    """
+    full_w, full_h = full_size
+    sx1, sy1 = photo.width / full_w, photo.height / full_h
+
+    def factor_of(crop: RegionCrop) -> int:
+        need = needed_scale([crop])
+        return max(1, int(scale / need)) if need > 0 else 1
+
+    covered: dict[int, float] = {}
+    for crop in crops:
+        x0, y0, x1, y1 = crop.crop_box
+        covered[factor_of(crop)] = covered.get(factor_of(crop), 0.0) + (x1 - x0) * (y1 - y0)
+    whole: dict[int, _Source] = {1: (photo, (sx1, sy1), (0, 0))}
+
+    def source(crop: RegionCrop) -> _Source:
+        factor = factor_of(crop)
+        if factor in whole:
+            return whole[factor]
+        if covered[factor] >= 0.5 * full_w * full_h:
+            small = photo.reduce(factor)
+            whole[factor] = (small, (small.width / full_w, small.height / full_h), (0, 0))
+            return whole[factor]
+        # The reduced grid's size and scale are those of photo.reduce(factor), whole.
+        rw, rh = -(-photo.width // factor), -(-photo.height // factor)
+        rsx, rsy = rw / full_w, rh / full_h
+        x0, y0, x1, y1 = crop.crop_box
+        ratio = max((x1 - x0) * rsx / crop.output_size[0], (y1 - y0) * rsy / crop.output_size[1])
+        margin = 2 + math.ceil(ratio)
+        a0, b0 = max(0, int(x0 * rsx) - margin), max(0, int(y0 * rsy) - margin)
+        a1, b1 = min(rw, math.ceil(x1 * rsx) + margin), min(rh, math.ceil(y1 * rsy) + margin)
+        box = (a0 * factor, b0 * factor, min(photo.width, a1 * factor), min(photo.height, b1 * factor))
+        return photo.reduce(factor, box=box), (rsx, rsy), (a0, b0)
+
+    return source
+
+
+def _cut(source: Image.Image, crop: RegionCrop, source_scale: tuple[float, float], offset: tuple[int, int]) -> Image.Image:
+    """:func:`cut_crop` from a source whose top-left corner is ``offset`` pixels into the reduced photo."""
+    if offset == (0, 0):
+        return cut_crop(source, crop.crop_box, crop.output_size, source_scale)
+    sx, sy = source_scale
+    ox, oy = offset
+    x0, y0, x1, y1 = crop.crop_box
+    box = (max(0.0, x0 * sx) - ox, max(0.0, y0 * sy) - oy, x1 * sx - ox, y1 * sy - oy)
+    box = (box[0], box[1], min(source.width, box[2]), min(source.height, box[3]))
+    return source.resize(crop.output_size, Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
+
+
 def render_photo(
     record: ImageRecord, crops: list[RegionCrop], signature: str, index_dir: Path | None = None,
     timings: dict[str, float] | None = None,
@@ -113,17 +180,10 @@ def render_photo(
         return Issue(str(record.image_path), "corrupt_image", f"{exc}.")
     decoded = time.perf_counter()
     out = []
-    reduced: dict[int, tuple[Image.Image, tuple[float, float]]] = {
-        1: (photo, (photo.width / record.width, photo.height / record.height))}
+    sources = _reduced_sources(photo, crops, scale, (record.width, record.height))
     for crop in crops:
-        # Cut small outputs (the 1024 px whole-image node) from a box-reduced copy of the
-        # photo: resampling 12 MP down to 1 MP directly costs several times more.
-        factor = max(1, int(scale / needed_scale([crop]))) if needed_scale([crop]) > 0 else 1
-        if factor not in reduced:
-            small = photo.reduce(factor)
-            reduced[factor] = (small, (small.width / record.width, small.height / record.height))
-        source, source_scale = reduced[factor]
-        image = cut_crop(source, crop.crop_box, crop.output_size, source_scale)
+        source, source_scale, offset = sources(crop)
+        image = _cut(source, crop, source_scale, offset)
         out.append(RenderedCrop(crop, image, crop_file_name(crop, signature)))
     photo.close()
     if timings is not None:
