@@ -12,9 +12,11 @@ such a package at the same time can each find the other's half-initialised modul
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 import threading
 
-__all__ = ["LLAMA_INDEX", "MODEL_CLIENT", "import_once"]
+__all__ = ["LLAMA_INDEX", "MODEL_CLIENT", "import_once", "settle_httpx2", "settled_import"]
 
 #: What every use of LlamaIndex needs first (it imports nearly all of ``llama_index.core``).
 LLAMA_INDEX = ("llama_index.core",)
@@ -35,3 +37,24 @@ def import_once(modules: tuple[str, ...]) -> None:
             if name not in _imported:
                 importlib.import_module(name)
                 _imported.add(name)
+
+
+def settle_httpx2() -> None:
+    """Make sure ``httpx2``, when installed, is wholly imported before an openai client is made.
+
+    The openai client peeks at ``sys.modules["httpx2"]`` (``openai._httpx2``) without importing
+    it, while huggingface_hub imports httpx2 in the index-loading thread: a client made in
+    between finds the half-imported module (``AttributeError: partially initialized module
+    'httpx2' has no attribute 'URL'``). An import here waits for another thread's import of the
+    same module to finish (or does it, ~25 ms).
+    """
+    settled_import("httpx2")
+
+
+def settled_import(name: str) -> bool:
+    """Import ``name`` if it is installed, waiting for another thread's import of it to finish;
+    whether it is installed."""
+    if name not in sys.modules and importlib.util.find_spec(name) is None:
+        return False
+    importlib.import_module(name)  # a module still initialising in another thread: waits on its lock
+    return True

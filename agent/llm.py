@@ -35,7 +35,7 @@ from agent.endpoint_errors import (
     classify,
     mask_secrets,
 )
-from agent.imports import MODEL_CLIENT, import_once
+from agent.imports import MODEL_CLIENT, import_once, settle_httpx2
 from index.config import ModelConfig
 from index.retry import GiveUp, RetryPolicy, retry_after_seconds
 
@@ -84,6 +84,7 @@ class ModelClient:
             loop = None
         if self._llm is None or (loop is not None and loop is not self._loop):
             import_once(MODEL_CLIENT)  # maybe beside a preload_client() or index-loading thread
+            settle_httpx2()
             import openai
             from llama_index.llms.openai_like import OpenAILike
 
