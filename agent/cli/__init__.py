@@ -1,4 +1,4 @@
-"""Command line of the online side: ``python -m agent ask | chat | trace | eval | bench | fake-server``.
+"""Command line of the online side: ``python -m agent ask | chat | trace | eval | bench | fake-server | serve``.
 
 One module per group of commands, each registering its sub-commands on the parser; this
 package and :mod:`index.console` are the only places of the online side that print. An
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m agent",
         "Online side: ask a Qwen3-VL agent about photos, with retrieved labelled examples; chat; read the "
         "traces; evaluate the modes against the annotations; benchmark the time around the model; "
-        "or serve a fake model to try it all with none.",
+        "serve the inspection over HTTP (an OpenAI-compatible API and a page); or serve a fake model "
+        "to try it all with none.",
         [ask.register, traces.register, evaluation.register, fake.register, serve.register],
         epilog="Run `python -m agent COMMAND --help` for a command's flags and an example.",
     )
