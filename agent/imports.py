@@ -1,12 +1,8 @@
-"""Heavy libraries imported from several threads at once, safely.
+"""Heavy libraries the online side imports from several threads at once, safely.
 
-The engine imports LlamaIndex in a background thread (the index and its embedder,
-:mod:`agent.index_loading`; the model client, :func:`agent.llm.preload_client`) while the query
-thread imports it too. ``llama_index.core`` imports itself in a circle, and two threads importing
-such a package at the same time can each find the other's half-initialised module
-(``ImportError: cannot import name ... from partially initialized module``, ``KeyError:
-'llama_index.core'``). So the first import of each of these libraries goes through
-:func:`import_once`, under one process-wide lock; afterwards it costs a set lookup.
+:func:`import_once` (from :mod:`index.imports`, shared with the build) imports LlamaIndex and the
+model client one thread at a time; :func:`settled_import` waits for a module another thread is
+still importing (``httpx2``, which the openai client peeks at).
 """
 
 from __future__ import annotations
@@ -14,29 +10,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import threading
+
+from index.imports import LLAMA_INDEX, import_once
 
 __all__ = ["LLAMA_INDEX", "MODEL_CLIENT", "import_once", "settle_httpx2", "settled_import"]
 
-#: What every use of LlamaIndex needs first (it imports nearly all of ``llama_index.core``).
-LLAMA_INDEX = ("llama_index.core",)
 #: The model client: OpenAILike and the openai client's chat resources (imported on first use).
 MODEL_CLIENT = (*LLAMA_INDEX, "llama_index.llms.openai_like", "openai.resources.chat")
-
-_lock = threading.Lock()
-_imported: set[str] = set()
-
-
-def import_once(modules: tuple[str, ...]) -> None:
-    """Import ``modules`` (in order) unless this function has already imported them, one thread
-    at a time: a thread that arrives while another imports them waits for the whole import."""
-    if _imported.issuperset(modules):
-        return
-    with _lock:
-        for name in modules:
-            if name not in _imported:
-                importlib.import_module(name)
-                _imported.add(name)
 
 
 def settle_httpx2() -> None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from index.config import DomainConfig
+from index.imports import LLAMA_INDEX, import_once
 from index.regions.cut import RenderedCrop
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ class ModelLoader:
 
     Two threads importing LlamaIndex at once can meet its import cycles half done ("cannot
     import name ... from partially initialized module"), and the build's main thread needs it
-    for the store. So the loader imports torch first, then waits until :meth:`shared_imports`
-    has imported LlamaIndex (in the main thread, meanwhile), then loads the embedder.
+    for the store. So both import it through :func:`index.imports.import_once`: the loader
+    imports torch first, while the main thread imports LlamaIndex (:meth:`shared_imports`),
+    and waits for that import, if it is still under way, before it loads the embedder.
     """
 
     def __init__(self, config: DomainConfig, embedder: Any = None, clock: StageClock | None = None) -> None:
@@ -84,15 +86,11 @@ class ModelLoader:
         self._embedder = embedder
         self._future: Future | None = None
         self.clock = clock or StageClock()
-        self._shared = threading.Event()
 
     def shared_imports(self) -> None:
-        """Import what the main thread and the loader share (LlamaIndex), here, and let the loader go on."""
-        try:
-            with self.clock.stage("import_llama_index"):
-                import llama_index.core  # noqa: F401
-        finally:
-            self._shared.set()
+        """Import what the main thread and the loader share (LlamaIndex), in the calling thread."""
+        with self.clock.stage("import_llama_index"):
+            import_once(LLAMA_INDEX)
 
     def start(self) -> None:
         """Begin loading (once)."""
@@ -108,8 +106,7 @@ class ModelLoader:
                 import torch  # (while the main thread imports LlamaIndex)
 
                 config = batch_size_for_device(config, torch.cuda.is_available())
-            if not self._shared.wait(timeout=600):
-                logger.warning("the build's main thread did not import LlamaIndex; loading the embedder anyway")
+            import_once(LLAMA_INDEX)  # done by the main thread meanwhile, or under way there: waits
             from index.embedders import load_embedder
 
             return load_embedder(config)
