@@ -72,11 +72,13 @@ class ServiceProcess:
     200. stderr goes to ``log`` (quoted when it fails to start).
     """
 
-    def __init__(self, config: Path, index_dir: Path, api_base: str, traces_dir: Path, log: Path,
+    def __init__(self, config: Path, index_dir: Path, api_base: str | None, traces_dir: Path | None, log: Path,
                  env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> None:
+        """``api_base`` and ``traces_dir`` override the config's when given."""
+        overrides = [*(["--api-base", api_base] if api_base else []),
+                     *(["--traces-dir", str(traces_dir)] if traces_dir else [])]
         self.args = [sys.executable, "-m", "agent", "serve", "--config", str(config), "--index", str(index_dir),
-                     "--api-base", api_base, "--traces-dir", str(traces_dir), "--host", "127.0.0.1", "--port", "0",
-                     *(extra_args or [])]
+                     *overrides, "--host", "127.0.0.1", "--port", "0", *(extra_args or [])]
         self.env, self.log = env, Path(log)
         self.process: subprocess.Popen | None = None
         self.base_url = ""

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
 
+from agent.bench_service import ServiceProcess
 from agent.testing import FakeOpenAIServer
 from index.config import apply_overrides, load_config
 from tests.fixtures.paths import REPO, VEHICLE_CONFIG
@@ -34,7 +32,7 @@ class Service:
     """A running ``agent serve``: its URL, process, traces folder and stderr file."""
 
     url: str
-    process: subprocess.Popen
+    running: ServiceProcess
     traces_dir: Path
     stderr: Path
     token: str | None
@@ -50,12 +48,7 @@ class Service:
         return httpx.Client(base_url=self.url, headers=self.headers(), timeout=60, **kwargs)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        self.running.stop()
 
 
 def start_service(tmp: Path, upstream: FakeOpenAIServer, index_dir: Path, *, token: str | None = None,
@@ -74,28 +67,8 @@ def start_service(tmp: Path, upstream: FakeOpenAIServer, index_dir: Path, *, tok
     if token:
         env["DAMAGE_RAG_API_KEY"] = token
     stderr = tmp / "serve.stderr"
-    process = subprocess.Popen([sys.executable, "-m", "agent", "serve", "--config", str(path), "--index",
-                                str(index_dir), "--port", "0"], stdout=subprocess.PIPE, stderr=stderr.open("w"),
-                               text=True, cwd=REPO, env=env)
-    url = process.stdout.readline().strip()
-    if not url.startswith("http://"):
-        process.kill()
-        raise AssertionError(f"agent serve printed no URL: {stderr.read_text()}")
-    service = Service(url, process, tmp / "traces", stderr, token)
-    deadline = time.monotonic() + 240
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = httpx.get(f"{url}/readyz", timeout=10)
-            if last.status_code == 200:
-                return service
-        except httpx.HTTPError as exc:
-            last = exc
-        if process.poll() is not None:
-            break
-        time.sleep(0.3)
-    service.stop()
-    raise AssertionError(f"agent serve never got ready ({last}): {stderr.read_text()}")
+    running = ServiceProcess(path, index_dir, None, None, stderr, env=env).start(timeout=240)
+    return Service(running.base_url, running, tmp / "traces", stderr, token)
 
 
 def data_uri(path: Path) -> str:
